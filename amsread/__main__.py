@@ -1,0 +1,3 @@
+from amsread.cli import main
+
+main()

@@ -1,0 +1,43 @@
+"""OBIS codes: formatting, and names and default units from ``data/obis.toml``."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+
+OBIS_SIZE = 6
+
+
+def format_obis(code: bytes) -> str:
+    """Six dotted decimal groups, exactly as sent (never rewrite A or B)."""
+    return ".".join(str(group) for group in code)
+
+
+def parse_obis(text: str) -> bytes:
+    """``"1.0.1.8.0.255"`` (also with ``-``, ``:``, ``*`` separators) to 6 bytes."""
+    groups = text.replace("-", ".").replace(":", ".").replace("*", ".").split(".")
+    if len(groups) != OBIS_SIZE:
+        raise ValueError(f"OBIS code {text!r} does not have six groups")
+    values = [int(group) for group in groups]
+    if any(not 0 <= value <= 255 for value in values):
+        raise ValueError(f"OBIS code {text!r} has a group outside 0-255")
+    return bytes(values)
+
+
+@cache
+def _table() -> dict[tuple[int, int, int, int], tuple[str, str | None]]:
+    text = resources.files("amsread").joinpath("data/obis.toml").read_text("utf-8")
+    table = {}
+    for key, entry in tomllib.loads(text)["codes"].items():
+        a, c, d, e = (int(part) for part in key.split("."))
+        table[(a, c, d, e)] = (entry["name"], entry.get("unit") or None)
+    return table
+
+
+@cache
+def describe(code: bytes) -> tuple[str | None, str | None]:
+    """(stable snake_case name, default unit) for an OBIS code, or (None, None)."""
+    if len(code) != OBIS_SIZE:
+        return None, None
+    return _table().get((code[0], code[2], code[3], code[4]), (None, None))

@@ -1,0 +1,167 @@
+"""DLMS push ciphering (general-glo/ded-ciphering with AES-GCM-128), sans I/O.
+
+A ciphered APDU::
+
+    DB|DC, len(system title)=08, system title (8), BER length,
+    security control (1), invocation counter (4), ciphertext, [tag (12)]
+
+IV = system title ‖ invocation counter. Security control: bit 4 (0x10)
+authentication, bit 5 (0x20) encryption, low nibble the security suite.
+AAD = security control ‖ authentication key. AES itself is ``cryptography``'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from amsread.apdu import GENERAL_DED_CIPHERING, GENERAL_GLO_CIPHERING
+from amsread.axdr import decode_length
+from amsread.errors import (
+    ApduError,
+    AuthenticationError,
+    AxdrError,
+    NoKeyError,
+    UnsupportedSecurityError,
+)
+from amsread.keys import Keys
+
+TAG_SIZE = 12
+SYSTEM_TITLE_SIZE = 8
+AUTHENTICATED = 0x10
+ENCRYPTED = 0x20
+#: Suites 0 and 1 both use AES-GCM-128 for push data in the field.
+SUPPORTED_SUITES = (0, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Ciphered:
+    tag: int
+    system_title: bytes
+    security_control: int
+    invocation_counter: int
+    #: The ciphertext (or, authentication-only, the plain APDU) without the tag.
+    payload: bytes
+    auth_tag: bytes | None
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.security_control & AUTHENTICATED)
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.security_control & ENCRYPTED)
+
+    @property
+    def suite(self) -> int:
+        return self.security_control & 0x0F
+
+    @property
+    def iv(self) -> bytes:
+        return self.system_title + self.invocation_counter.to_bytes(4, "big")
+
+
+def parse_ciphered(apdu: bytes) -> Ciphered:
+    """Split a general-glo/ded-ciphering APDU into its fields."""
+    if len(apdu) < 2 or apdu[0] not in (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING):
+        raise ApduError("not a general-glo/ded-ciphering APDU")
+    size = apdu[1]
+    if size != SYSTEM_TITLE_SIZE:
+        raise ApduError(f"system title of {size} bytes; 8 expected")
+    title_end = 2 + SYSTEM_TITLE_SIZE
+    if len(apdu) < title_end + 1:
+        raise ApduError("ciphered APDU ends inside its system title")
+    try:
+        length, pos = decode_length(apdu, title_end)
+    except AxdrError as exc:
+        raise ApduError(f"ciphered APDU length: {exc}") from exc
+    content = apdu[pos : pos + length]
+    if len(content) != length:
+        raise ApduError(f"ciphered APDU announces {length} bytes but {len(content)} follow")
+    if pos + length != len(apdu):
+        raise ApduError(f"{len(apdu) - pos - length} bytes after the ciphered APDU")
+    if length < 5:
+        raise ApduError("ciphered APDU too short for its security header")
+    control = content[0]
+    counter = int.from_bytes(content[1:5], "big")
+    body = content[5:]
+    auth_tag = None
+    if control & AUTHENTICATED:
+        if len(body) < TAG_SIZE:
+            raise ApduError("ciphered APDU too short for its authentication tag")
+        body, auth_tag = body[:-TAG_SIZE], body[-TAG_SIZE:]
+    return Ciphered(apdu[0], apdu[2:title_end], control, counter, body, auth_tag)
+
+
+@dataclass(frozen=True, slots=True)
+class Plaintext:
+    apdu: bytes
+    #: True if the tag was verified, False if present but unchecked, None if absent.
+    authenticated: bool | None
+
+
+def _ctr_initial(iv: bytes) -> bytes:
+    # GCM encrypts with AES-CTR starting at J0 + 1, J0 = IV ‖ 00000001.
+    return iv + b"\x00\x00\x00\x02"
+
+
+class Decryptor:
+    """Decrypts and verifies ciphered push APDUs with one pair of keys."""
+
+    def __init__(self, keys: Keys | None = None) -> None:
+        self.keys = keys or Keys()
+
+    def decrypt(self, c: Ciphered) -> Plaintext:
+        if c.suite not in SUPPORTED_SUITES:
+            raise UnsupportedSecurityError(
+                f"security suite {c.suite} (security control byte 0x{c.security_control:02X})"
+                " is not supported: only AES-GCM-128 suites 0 and 1 are"
+            )
+        if not c.encrypted and not c.authenticated:
+            return Plaintext(c.payload, None)
+        ek, ak = self.keys.encryption, self.keys.authentication
+        if ek is None:
+            raise NoKeyError("the frames are encrypted but no encryption key was given (--key)")
+        aad_head = bytes([c.security_control]) + (ak or b"")
+        if not c.encrypted:
+            return Plaintext(c.payload, self._verify_only(ek, c, aad_head))
+        if c.auth_tag is not None and ak is not None:
+            return Plaintext(self._gcm_decrypt(ek, c, aad_head), True)
+        return Plaintext(self._ctr_decrypt(ek, c), False if c.auth_tag is not None else None)
+
+    @staticmethod
+    def _gcm_decrypt(key: bytes, c: Ciphered, aad: bytes) -> bytes:
+        assert c.auth_tag is not None
+        decryptor = Cipher(
+            algorithms.AES(key), modes.GCM(c.iv, c.auth_tag, min_tag_length=TAG_SIZE)
+        ).decryptor()
+        decryptor.authenticate_additional_data(aad)
+        try:
+            return decryptor.update(c.payload) + decryptor.finalize()
+        except InvalidTag:
+            raise AuthenticationError(
+                "authentication failed: the tag does not match (wrong encryption or"
+                " authentication key, or a damaged frame)"
+            ) from None
+
+    @staticmethod
+    def _ctr_decrypt(key: bytes, c: Ciphered) -> bytes:
+        decryptor = Cipher(algorithms.AES(key), modes.CTR(_ctr_initial(c.iv))).decryptor()
+        return decryptor.update(c.payload) + decryptor.finalize()
+
+    def _verify_only(self, key: bytes, c: Ciphered, aad_head: bytes) -> bool | None:
+        if c.auth_tag is None or self.keys.authentication is None:
+            return False
+        decryptor = Cipher(
+            algorithms.AES(key), modes.GCM(c.iv, c.auth_tag, min_tag_length=TAG_SIZE)
+        ).decryptor()
+        decryptor.authenticate_additional_data(aad_head + c.payload)
+        try:
+            decryptor.finalize()
+        except InvalidTag:
+            raise AuthenticationError(
+                "authentication failed: the GMAC tag does not match (wrong keys or a damaged frame)"
+            ) from None
+        return True
