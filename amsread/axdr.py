@@ -226,7 +226,11 @@ def decode(buf: bytes, pos: int = 0, depth: int = 0) -> tuple[object, int]:
         value.bits = bits
         return value, end
     if tag == COMPACT_ARRAY:
-        raise AxdrError("compact-array is not supported in push data", pos - 1)
+        # No known meter pushes it; decoding it needs its type description.
+        raise AxdrError(
+            "compact-array (0x13) is not supported in push data; please report this frame",
+            pos - 1,
+        )
     raise AxdrError(f"unknown data type tag 0x{tag:02X}", pos - 1)
 
 
@@ -236,3 +240,51 @@ def decode_all(buf: bytes) -> object:
     if end != len(buf):
         raise AxdrError(f"{len(buf) - end} unexpected bytes after the data", end)
     return value
+
+
+# -- annotated decoding (``amsread explain``) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One A-XDR value and where it lies in the buffer, for annotated dumps.
+
+    ``start`` is the offset of its tag, ``content`` of the bytes after the tag
+    and any length, ``end`` the offset after the value. A container's
+    ``value`` is the same ``Structure``/``Array`` that ``decode`` returns,
+    built from its ``children``' values (so ``is`` finds a child by value).
+    """
+
+    tag: int
+    type_name: str
+    value: object
+    start: int
+    content: int
+    end: int
+    children: tuple[Node, ...] = ()
+
+
+def decode_node(buf: bytes, pos: int = 0, depth: int = 0) -> Node:
+    """Decode one A-XDR value at ``pos`` into a ``Node`` tree (same rules as ``decode``)."""
+    if pos >= len(buf):
+        raise AxdrError("value expected, data ends", pos)
+    tag = buf[pos]
+    if tag not in (STRUCTURE, ARRAY):
+        value, end = decode(buf, pos, depth)
+        has_length = tag not in _FIXED and tag != NULL_DATA
+        content = decode_length(buf, pos + 1)[1] if has_length else pos + 1
+        return Node(tag, TAG_NAMES.get(tag, f"type 0x{tag:02X}"), value, pos, content, end)
+    if depth >= MAX_DEPTH:
+        raise AxdrError("data nested too deeply", pos)
+    count, content = decode_length(buf, pos + 1)
+    if count > len(buf) - content:
+        raise AxdrError(f"{TAG_NAMES[tag]} of {count} elements cannot fit", content)
+    children = []
+    cursor = content
+    for _ in range(count):
+        child = decode_node(buf, cursor, depth + 1)
+        children.append(child)
+        cursor = child.end
+    items = [child.value for child in children]
+    value = Structure(items) if tag == STRUCTURE else Array(items)
+    return Node(tag, TAG_NAMES[tag], value, pos, content, cursor, tuple(children))

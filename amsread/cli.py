@@ -7,18 +7,20 @@ so that ``amsread --help`` starts fast.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from amsread import __version__
 from amsread.errors import UsageError
+from amsread.framing import FRAMINGS
 
 if TYPE_CHECKING:
-    from amsread.keys import Keys
+    from amsread.invocation import InvocationTracker
     from amsread.pipeline import Pipeline
     from amsread.runner import Reporter
 
@@ -27,74 +29,247 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @contextlib.contextmanager
 def _usage_errors() -> Iterator[None]:
-    """Configuration problems: one line on stderr, exit status 2, no traceback."""
+    """Configuration problems: one line on stderr, exit status 2, no traceback.
+
+    Also: stdout closed by the reader (``amsread … | head -3``) ends the
+    command quietly with status 0, like cat (click itself would exit 1).
+    """
     try:
         yield
     except UsageError as exc:
         click.echo(f"amsread: error: {exc}", err=True)
         sys.exit(2)
+    except BrokenPipeError:
+        _stdout_gone()
+
+
+def _stdout_gone() -> None:
+    # Later flushes of the dead pipe (at exit) must not print a traceback either.
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
+#: Key files, state file and replay policy travel from _key_options to _setup
+#: in the click context, so every command taking keys gets them unchanged.
+_SECURITY_META = "amsread.security"
+_SECURITY_OPTIONS = ("key_file", "auth_key_file", "state_file", "allow_replay")
 
 
 def _key_options(func: F) -> F:
-    # No show_default: a key must never appear in --help.
-    func = click.option(
-        "--auth-key",
-        "auth_key",
-        metavar="HEX",
-        envvar="AMSREAD_AUTH_KEY",
-        help="Authentication key (GAK), 32 hex digits. Env: AMSREAD_AUTH_KEY.",
-    )(func)
-    func = click.option(
-        "--key",
-        "key",
-        metavar="HEX",
-        envvar="AMSREAD_KEY",
-        help="Encryption key (GUEK), 32 hex digits. Env: AMSREAD_KEY.",
-    )(func)
-    return func
+    @functools.wraps(func)
+    def with_security(*args: Any, **kwargs: Any) -> Any:
+        click.get_current_context().meta[_SECURITY_META] = {
+            name: kwargs.pop(name) for name in _SECURITY_OPTIONS
+        }
+        return func(*args, **kwargs)
+
+    wrapped: Any = with_security
+    # No show_default and no envvar display of values: a key must never appear in --help.
+    for option in (
+        click.option(
+            "--allow-replay",
+            is_flag=True,
+            help="Accept frames whose invocation counter does not increase (replays,"
+            " duplicates); by default they are dropped.",
+        ),
+        click.option(
+            "--state-file",
+            metavar="FILE",
+            help="Keep the last invocation counter per meter in FILE (JSON), so that a"
+            " restart does not accept old frames.",
+        ),
+        click.option(
+            "--auth-key-file",
+            metavar="FILE",
+            help="Read the authentication key from the first line of FILE (chmod 600).",
+        ),
+        click.option(
+            "--key-file",
+            metavar="FILE",
+            help="Read the encryption key from the first line of FILE (chmod 600).",
+        ),
+        click.option(
+            "--auth-key",
+            "auth_key",
+            metavar="HEX",
+            envvar="AMSREAD_AUTH_KEY",
+            help="Authentication key (GAK), 32 hex digits. Env: AMSREAD_AUTH_KEY.",
+        ),
+        click.option(
+            "--key",
+            "key",
+            metavar="HEX",
+            envvar="AMSREAD_KEY",
+            help="Encryption key (GUEK), 32 hex digits. Env: AMSREAD_KEY. Without a key"
+            " or key file, the systemd credential amsread-key is used if present.",
+        ),
+    ):
+        wrapped = option(wrapped)
+    return cast(F, wrapped)
+
+
+#: --output and --time travel from _output_options to _setup in the click context.
+_OUTPUT_META = "amsread.output"
+_OUTPUT_OPTIONS = ("output", "time_source")
 
 
 def _output_options(func: F) -> F:
-    func = click.option(
-        "--profile",
-        "profiles",
-        multiple=True,
-        type=click.Path(dir_okay=False),
-        help="Extra list profile (TOML); may be repeated.",
-    )(func)
-    func = click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["jsonl"]),
-        default="jsonl",
+    @functools.wraps(func)
+    def with_output(*args: Any, **kwargs: Any) -> Any:
+        click.get_current_context().meta[_OUTPUT_META] = {
+            name: kwargs.pop(name) for name in _OUTPUT_OPTIONS
+        }
+        return func(*args, **kwargs)
+
+    wrapped: Any = with_output
+    for option in (
+        click.option(
+            "--time",
+            "time_source",
+            type=click.Choice(["meter", "host"]),
+            default="meter",
+            show_default=True,
+            help="Influx timestamps: the meter's clock when it sends a UTC offset,"
+            " else the receive time (meter); or always the receive time (host).",
+        ),
+        click.option(
+            "--output",
+            "output",
+            metavar="FILE",
+            help="Append the output to FILE instead of writing it to stdout.",
+        ),
+        click.option(
+            "--profile",
+            "profiles",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help="Extra list profile (TOML); may be repeated.",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["jsonl", "csv", "influx"]),
+            default="jsonl",
+            show_default=True,
+            help="Output: JSON lines, CSV (one row per reading) or InfluxDB line protocol.",
+        ),
+    ):
+        wrapped = option(wrapped)
+    return cast(F, wrapped)
+
+
+#: --framing travels from _framing_option to _setup in the click context.
+_FRAMING_META = "amsread.framing"
+
+
+def _framing_option(func: F) -> F:
+    @functools.wraps(func)
+    def with_framing(*args: Any, **kwargs: Any) -> Any:
+        click.get_current_context().meta[_FRAMING_META] = kwargs.pop("framing")
+        return func(*args, **kwargs)
+
+    option = click.option(
+        "--framing",
+        type=click.Choice(FRAMINGS),
+        default="auto",
         show_default=True,
-        help="Output format.",
-    )(func)
-    return func
-
-
-def _keys(key: str | None, auth_key: str | None) -> Keys:
-    from amsread.keys import Keys, parse_key
-
-    return Keys(
-        parse_key(key, "encryption key (--key)") if key else None,
-        parse_key(auth_key, "authentication key (--auth-key)") if auth_key else None,
+        help="Link layer: hdlc, mbus (wired M-Bus, e.g. Austrian meters), raw (hex text,"
+        " one APDU per line, as some gateways send), or auto: HDLC or M-Bus, whichever"
+        " gives valid frames first (decode: by the first byte).",
     )
+    return cast(F, option(with_framing))
+
+
+def _framing() -> str:
+    ctx = click.get_current_context(silent=True)
+    return str(ctx.meta.get(_FRAMING_META, "hdlc")) if ctx is not None else "hdlc"
+
+
+def _writer(fmt: str) -> Any:
+    """The writer for --format, on stdout or appending to --output FILE."""
+    from amsread.output import make_writer, open_output
+
+    ctx = click.get_current_context(silent=True)
+    options = ctx.meta.get(_OUTPUT_META, {}) if ctx is not None else {}
+    stream = sys.stdout
+    if options.get("output") and ctx is not None:
+        stream = open_output(options["output"])
+        ctx.call_on_close(stream.close)
+    return make_writer(fmt, stream, time_source=options.get("time_source") or "meter")
+
+
+def _security_options() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    return dict(ctx.meta.get(_SECURITY_META, {})) if ctx is not None else {}
 
 
 def _setup(
-    key: str | None, auth_key: str | None, fmt: str, profiles: tuple[str, ...]
+    key: str | None,
+    auth_key: str | None,
+    fmt: str,
+    profiles: tuple[str, ...],
+    *,
+    security: dict[str, Any] | None = None,
+    framing: str | None = None,
 ) -> tuple[Pipeline, Any, Reporter]:
+    """Pipeline, writer and reporter for a command.
+
+    ``security`` (key_file, auth_key_file, state_file, allow_replay) defaults to
+    what _key_options put in the click context; pass it to use merged config values.
+    ``framing`` defaults to --framing (_framing_option), else hdlc.
+    """
+    from amsread.keys import resolve_keys
     from amsread.log import get_logger
-    from amsread.output import make_writer
     from amsread.pipeline import Pipeline
     from amsread.profiles import ProfileSet, load_profile
     from amsread.runner import Reporter
 
-    keys = _keys(key, auth_key)
+    if security is None:
+        security = _security_options()
+    keys = resolve_keys(key, auth_key, security.get("key_file"), security.get("auth_key_file"))
     profile_set = ProfileSet([load_profile(p) for p in profiles])
-    pipeline = Pipeline(keys, profiles=profile_set)
-    return pipeline, make_writer(fmt, sys.stdout), Reporter(get_logger())
+    tracker, after_message = _invocation_state(security.get("state_file"))
+    pipeline = Pipeline(
+        keys,
+        profiles=profile_set,
+        invocations=tracker,
+        allow_replay=bool(security.get("allow_replay")),
+        framing=framing or _framing(),
+    )
+    # Bound once (logging is configured by now): structlog's lazy proxy would
+    # bind anew on every call, ~2 µs per message even for a disabled debug line.
+    reporter = Reporter(get_logger().bind(), after_message=after_message)
+    return pipeline, _writer(fmt), reporter
+
+
+def _invocation_state(
+    path: str | None,
+) -> tuple[InvocationTracker | None, Callable[[], object] | None]:
+    """The tracker from --state-file, a saver to call per message, and a save at exit."""
+    if not path:
+        return None, None
+    from amsread.invocation import StateFile, load_state
+    from amsread.log import get_logger
+
+    store = StateFile(path, load_state(path))
+    warned: list[str] = []
+
+    def save_now_and_then() -> None:
+        # A full disk must not stop the reader: warn once, keep retrying.
+        if not store.maybe_save() and store.error and not warned:
+            warned.append(store.error)
+            get_logger().warning(store.error, hint="check the --state-file path and free space")
+
+    def save_at_exit() -> None:
+        try:
+            store.save()
+        except UsageError as exc:
+            click.echo(f"amsread: error: {exc}", err=True)
+
+    click.get_current_context().call_on_close(save_at_exit)
+    return store.tracker, save_now_and_then
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,6 +304,7 @@ def cli(verbose: int, quiet: int, log_format: str) -> None:
 )
 @_key_options
 @_output_options
+@_framing_option
 def decode(
     hex_words: tuple[str, ...],
     file: str | None,
@@ -139,9 +315,11 @@ def decode(
 ) -> None:
     """Decode frames or APDUs given as hex.
 
-    Accepts HDLC frames (starting 7E), and bare APDUs, with or without the LLC
-    header. Spaces, newlines, 0x prefixes, colons and '#' comments are ignored.
+    Accepts HDLC frames (starting 7E), M-Bus frames (starting 68), and bare
+    APDUs, with or without the LLC header (one per line in a file). Spaces,
+    newlines, 0x prefixes, colons and '#' comments are ignored.
     """
+    from amsread.framing import framing_for_hex
     from amsread.runner import exit_status, run, run_apdus
     from amsread.sources import parse_hex, read_text
 
@@ -153,8 +331,13 @@ def decode(
         text = read_text(file) if file is not None else " ".join(hex_words)
         lines = [_strip_comment(line) for line in text.splitlines()]
         data = parse_hex("\n".join(lines))
-        pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
-        if data[0] == 0x7E:
+        framing = _framing()
+        if framing == "auto":
+            framing = framing_for_hex(data)
+        pipeline, writer, reporter = _setup(
+            key, auth_key, fmt, profiles, framing="hdlc" if framing == "raw" else framing
+        )
+        if framing != "raw":
             run([data], pipeline, writer, reporter)
         else:
             # One APDU per non-empty line (a file of APDUs), or all of it as one.
@@ -176,6 +359,7 @@ def _strip_comment(line: str) -> str:
 @click.argument("capture", metavar="CAPTURE")
 @_key_options
 @_output_options
+@_framing_option
 def replay(
     capture: str, key: str | None, auth_key: str | None, fmt: str, profiles: tuple[str, ...]
 ) -> None:
@@ -217,13 +401,390 @@ def demo(fmt: str) -> None:
     sys.exit(0 if reporter.messages else 1)
 
 
+#: Settings from --config and AMSREAD_* variables, for what click cannot apply itself.
+_CONFIG_META = "amsread.config"
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
+    """Eager --config callback: file and environment become click's default_map.
+
+    click then takes a flag over an option's own env var over the default_map
+    over the built-in default: flags > environment > file > defaults.
+    """
+    from amsread import config
+
+    with _usage_errors():
+        settings = config.merged(path)
+    ctx.default_map = {**(ctx.default_map or {}), **config.default_map(settings)}
+    ctx.meta[_CONFIG_META] = settings
+    return path
+
+
+def _listen_logging(ctx: click.Context, settings: dict[str, Any]) -> None:
+    """A daemon logs at info unless told otherwise; -v/-q and --log-format win."""
+    from click.core import ParameterSource
+
+    from amsread.log import LEVEL_NAMES, configure, level_for
+
+    group = ctx.parent
+    if group is None:
+        return
+
+    def given(name: str) -> bool:
+        return group.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+    if given("verbose") or given("quiet"):
+        level = level_for(group.params["verbose"] - group.params["quiet"])
+    else:
+        level = LEVEL_NAMES[settings.get("log_level", "info")]
+    fmt = group.params["log_format"]
+    if not given("log_format"):
+        fmt = settings.get("log_format", fmt)
+    configure(level=level, fmt=fmt)
+
+
+def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
+    """--save-raw FILE: append every byte read; a failing disk stops only the capture."""
+    if not path:
+        if redact:
+            raise UsageError("--redact applies to --save-raw FILE; give both")
+        return None
+    from amsread.log import get_logger
+
+    try:
+        handle = open(path, "ab")  # noqa: SIM115 - closed when the command ends
+    except OSError as exc:
+        raise UsageError(f"cannot open --save-raw file {path}: {exc.strerror}") from None
+    redactor = None
+    if redact:
+        from amsread.redact import CaptureRedactor
+
+        redactor = CaptureRedactor()
+    broken: list[str] = []
+
+    def save(data: bytes) -> None:
+        if broken:
+            return
+        try:
+            handle.write(redactor.feed(data) if redactor else data)
+            handle.flush()
+        except OSError as exc:
+            broken.append(str(exc))
+            get_logger().warning(
+                f"cannot write --save-raw file {path}: {exc.strerror}; raw capture stopped",
+                hint="free disk space or fix the path; readings are not affected",
+            )
+
+    def close() -> None:
+        with contextlib.suppress(OSError):
+            if redactor is not None and not broken:
+                handle.write(redactor.close())
+            handle.close()
+
+    click.get_current_context().call_on_close(close)
+    return save
+
+
+@cli.command()
+@click.argument("port", required=False, metavar="[PORT]")
+@click.option(
+    "--config",
+    metavar="FILE",
+    envvar="AMSREAD_CONFIG",
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
+    help="Settings file (TOML, see config.example.toml). Flags override it, AMSREAD_*"
+    " environment variables come in between. Env: AMSREAD_CONFIG.",
+)
+@click.option(
+    "--baud",
+    default="auto",
+    show_default=True,
+    metavar="RATE",
+    help="Baud rate (2400, 9600, 115200, …) or auto.",
+)
+@click.option(
+    "--parity",
+    type=click.Choice(["auto", "N", "E", "O"], case_sensitive=False),
+    metavar="N|E|O|auto",
+    default="auto",
+    show_default=True,
+    help="Parity: N(one), E(ven), O(dd) or auto. Always 8 data bits, 1 stop bit.",
+)
+@click.option(
+    "--save-raw",
+    metavar="FILE",
+    help="Append every byte read to FILE, for 'amsread replay' and bug reports.",
+)
+@click.option(
+    "--redact",
+    is_flag=True,
+    help="With --save-raw: replace meter serial numbers in the saved bytes.",
+)
+# For tests and impatient people: seconds per auto-detected setting, first retry delay.
+@click.option("--probe-seconds", type=click.FloatRange(min=0.01), hidden=True)
+@click.option("--retry-first", type=click.FloatRange(min=0.01), hidden=True)
+@_key_options
+@_output_options
+@_framing_option
+def listen(
+    port: str | None,
+    baud: str,
+    parity: str,
+    save_raw: str | None,
+    redact: bool,
+    probe_seconds: float | None,
+    retry_first: float | None,
+    key: str | None,
+    auth_key: str | None,
+    fmt: str,
+    profiles: tuple[str, ...],
+) -> None:
+    """Read a meter's port for ever: PORT is a device or a pyserial URL.
+
+    PORT: /dev/ttyUSB0, /dev/serial/by-id/…, socket://HOST:PORT (ser2net),
+    rfc2217://HOST:PORT, … Without --baud/--parity the common settings are
+    tried until a frame checks out. A lost port is reopened; SIGUSR1 logs the
+    counters; SIGTERM or Ctrl-C stop after the current line.
+    """
+    from amsread.config import READABLE_SECRET
+    from amsread.listen import PROBE_SECONDS, Backoff, Listener, candidates, parse_baud
+    from amsread.log import get_logger
+    from amsread.notify import Notifier
+    from amsread.runner import run, summarize
+
+    ctx = click.get_current_context()
+    settings = ctx.meta.get(_CONFIG_META, {})
+    _listen_logging(ctx, settings)
+    log = get_logger()
+    with _usage_errors():
+        if settings.get(READABLE_SECRET):
+            log.warning(
+                "the config file holds a key and other users can read it",
+                hint="chmod 600 the file, or use key_file or a systemd credential",
+            )
+        if not port:
+            raise UsageError(
+                "no port: give one (amsread listen /dev/ttyUSB0), or set port in the config file"
+            )
+        tried = candidates(parse_baud(baud), None if parity.lower() == "auto" else parity.upper())
+        pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
+        listener = Listener(
+            port,
+            tried,
+            pipeline,
+            reporter,
+            notifier=Notifier(),
+            raw_sink=_raw_sink(save_raw, redact),
+            probe_seconds=probe_seconds or PROBE_SECONDS,
+            backoff=Backoff(first=retry_first) if retry_first else None,
+        )
+        try:
+            with listener.signals():
+                run(listener.chunks(), pipeline, writer, reporter)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            # Not the line (that is retried): the output itself cannot be written.
+            log.error(f"cannot write the output: {exc.strerror or exc}", hint="check --output")
+            sys.exit(1)
+    summarize(pipeline, reporter)
+    sys.exit(0)
+
+
+# -- diagnostics: explain, check-key -------------------------------------------
+
+#: Bytes of a capture that explain and check-key read (the start is what matters).
+MAX_DIAGNOSTIC_CAPTURE = 16 * 1024 * 1024
+
+
+def _diagnostic_input(
+    hex_words: tuple[str, ...], file: str | None, capture: str | None
+) -> tuple[bytes, list[bytes] | None, str]:
+    """(bytes from the line, or bare APDUs; a name for the source) from HEX…, --file, --capture."""
+    from amsread.explain import looks_like_apdu
+    from amsread.sources import parse_hex, read_chunks, read_text
+
+    given = sum((bool(hex_words), file is not None, capture is not None))
+    if given != 1:
+        raise UsageError("give exactly one input: hex arguments, --file F or --capture BIN")
+    if capture is not None:
+        raw = bytearray()
+        for chunk in read_chunks(capture):
+            raw += chunk[: MAX_DIAGNOSTIC_CAPTURE - len(raw)]
+            if len(raw) >= MAX_DIAGNOSTIC_CAPTURE:
+                break
+        return bytes(raw), None, f"capture {capture}"
+    text = read_text(file) if file is not None else " ".join(hex_words)
+    lines = [_strip_comment(line) for line in text.splitlines()]
+    data = parse_hex("\n".join(lines))
+    source = f"file {file}" if file is not None else "hex argument"
+    if not looks_like_apdu(data):
+        return data, None, source
+    # A file of APDUs holds one per line; arguments are one APDU.
+    apdus = [parse_hex(line) for line in lines if line.strip()] if file else [data]
+    return data, apdus, source
+
+
+def _diagnostic_inputs(func: F) -> F:
+    func = click.option(
+        "--capture",
+        metavar="BIN",
+        help="Read raw bytes as captured from the line (--save-raw; '-' for stdin).",
+    )(func)
+    func = click.option("--file", metavar="FILE", help="Read hex text from FILE ('-' for stdin).")(
+        func
+    )
+    return click.argument("hex_words", nargs=-1, metavar="[HEX…]")(func)
+
+
+@cli.command()
+@_diagnostic_inputs
+@click.option(
+    "--key",
+    metavar="HEX",
+    envvar="AMSREAD_KEY",
+    help="Encryption key (GUEK), 32 hex digits. Env: AMSREAD_KEY.",
+)
+@click.option(
+    "--auth-key",
+    "auth_key",
+    metavar="HEX",
+    envvar="AMSREAD_AUTH_KEY",
+    help="Authentication key (GAK), 32 hex digits. Env: AMSREAD_AUTH_KEY.",
+)
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Extra list profile (TOML); may be repeated.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Annotated text, or the same breakdown as JSON.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the text (auto: when stdout is a terminal and NO_COLOR is unset).",
+)
+@click.option(
+    "--redact",
+    is_flag=True,
+    help="Replace meter serial numbers and ids with placeholders, to post the output publicly.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Frames explained in full (0: all); the rest are only counted.",
+)
+def explain(
+    hex_words: tuple[str, ...],
+    file: str | None,
+    capture: str | None,
+    key: str | None,
+    auth_key: str | None,
+    profiles: tuple[str, ...],
+    fmt: str,
+    color: str,
+    redact: bool,
+    limit: int,
+) -> None:
+    """Explain frames layer by layer, and why they do not decode.
+
+    Shows every field with its bytes and meaning (HDLC header and checksums,
+    system title and maker, security bits, invocation counter, the decrypted
+    data as a tree, readings, the profile chosen) and, for each failure, its
+    cause and a next step. Exit status 0 when everything decoded, 1 otherwise.
+    """
+    from amsread.explain import explain_apdus, explain_stream, render_json, render_text
+    from amsread.keys import Keys, parse_key
+    from amsread.profiles import ProfileSet, load_profile
+
+    with _usage_errors():
+        data, apdus, source = _diagnostic_input(hex_words, file, capture)
+        keys = Keys(
+            parse_key(key, "encryption key (--key)") if key else None,
+            parse_key(auth_key, "authentication key (--auth-key)") if auth_key else None,
+        )
+        profile_set = ProfileSet([load_profile(p) for p in profiles])
+        if apdus is not None:
+            report = explain_apdus(apdus, keys, profiles=profile_set, source=source, redact=redact)
+        else:
+            report = explain_stream(
+                data,
+                keys,
+                profiles=profile_set,
+                source=source,
+                limit=limit,
+                redact=redact,
+                pasted=capture is None,
+            )
+        if fmt == "json":
+            click.echo(render_json(report), nl=False)
+        else:
+            use_color = color == "always" or (
+                color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+            )
+            click.echo(render_text(report, use_color), nl=False, color=use_color)
+    sys.exit(0 if report.ok else 1)
+
+
+@cli.command("check-key")
+@_diagnostic_inputs
+@click.option(
+    "--key",
+    "keys",
+    metavar="HEX",
+    multiple=True,
+    required=True,
+    help="Encryption key (GUEK) to check; repeat to try several candidates.",
+)
+@click.option(
+    "--auth-key",
+    "auth_keys",
+    metavar="HEX",
+    multiple=True,
+    help="Authentication key (GAK); may be repeated too.",
+)
+def check_key(
+    hex_words: tuple[str, ...],
+    file: str | None,
+    capture: str | None,
+    keys: tuple[str, ...],
+    auth_keys: tuple[str, ...],
+) -> None:
+    """Check keys against frames: one verdict line, then the details.
+
+    Says whether the keys are right, swapped, or which one is wrong; whether
+    the frames need an authentication key at all; and what is wrong with a
+    key's format (length, 0x, spaces, ASCII text). Keys are never printed.
+    Exit status 0 when the keys work, 1 otherwise.
+    """
+    from amsread.checkkey import check_keys, collect_frames, render_report
+
+    with _usage_errors():
+        data, apdus, _source = _diagnostic_input(hex_words, file, capture)
+        frames = collect_frames(apdus[0] if apdus else data, stream=apdus is None)
+        report = check_keys(frames, list(keys), list(auth_keys))
+        click.echo(render_report(report), nl=False)
+    sys.exit(0 if report.ok else 1)
+
+
 def main() -> None:
     """Console-script entry point: a closed stdout ends the program quietly."""
     try:
         cli()
     except BrokenPipeError:
         # The reader went away (``amsread … | head``): exit quietly, like cat.
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(0)
+        _stdout_gone()

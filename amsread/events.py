@@ -3,7 +3,8 @@
 ``Message`` is a decoded push with its readings; ``Rejected`` is bytes from the
 line that made no valid frame; ``Failure`` is a frame that was valid on the
 line but could not be turned into readings; ``Skipped`` is a valid frame that
-carries no push (client/server traffic, link-layer frames).
+carries no push (client/server traffic, link-layer frames); ``Notice`` says
+something about the stream that is no fault (the framing detected, a meter quirk).
 """
 
 from __future__ import annotations
@@ -75,4 +76,18 @@ class Skipped:
     what: str
 
 
-Event = Message | Rejected | Failure | Skipped
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something worth saying about the stream that is no fault of the data.
+
+    ``what`` is a slug (``framing_detected``, ``mbus_length_overflow``);
+    ``level`` is the log level the runner should use: ``debug``, ``info`` or
+    ``warning``.
+    """
+
+    what: str
+    detail: str
+    level: str = "debug"
+
+
+Event = Message | Rejected | Failure | Skipped | Notice

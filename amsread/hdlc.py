@@ -11,6 +11,10 @@ length counting every byte between the flags. There is no byte stuffing, so
 ``HdlcFramer.feed(bytes)`` returns the complete frames and rejections found so
 far. After a bad frame it resumes at the next 0x7E *inside* the rejected
 bytes, so a good frame that follows damaged bytes is never lost.
+
+``HdlcReassembler`` sits on top of the framer and joins segmented frames (the
+S bit set on all but the last; only the first carries the LLC header) into
+one message, as Iskraemeco AM550 meters send their longer pushes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amsread.crc import crc16_x25
-from amsread.events import Rejected
+from amsread.events import Rejected, Skipped
 
 FLAG = 0x7E
 #: The 11-bit length field caps a frame at 2047 bytes between the flags.
@@ -29,6 +33,8 @@ MAX_BUFFER = MAX_FRAME + 2
 MIN_FRAME = 7
 #: Kept of a rejected region, for diagnostics; the rest is only counted.
 MAX_REJECTED_KEEP = 64
+#: Largest information field a segmented message may add up to; longer ones are dropped.
+MAX_MESSAGE = 8 * 1024
 
 LLC_HEADERS = (b"\xe6\xe7\x00", b"\xe6\xe6\x00")
 
@@ -46,6 +52,8 @@ class HdlcFrame:
     control: int
     information: bytes
     raw: bytes
+    #: Frames this message was reassembled from (1 for a frame sent whole).
+    segments: int = 1
 
     @property
     def control_name(self) -> str:
@@ -53,6 +61,8 @@ class HdlcFrame:
 
 
 HdlcEvent = HdlcFrame | Rejected
+#: What the reassembler hands up: whole messages, rejections, and segments it had to drop.
+HdlcMessageEvent = HdlcFrame | Rejected | Skipped
 
 
 def control_name(control: int) -> str:
@@ -149,11 +159,17 @@ class HdlcFramer:
         return events
 
     def close(self) -> list[HdlcEvent]:
-        """End of stream: whatever is left is a truncated frame or garbage."""
+        """End of stream: a frame still waiting for bytes is truncated or garbage.
+
+        Whole frames that arrived after the start of that frame still count:
+        scanning resumes at the next flag, as after any rejected frame.
+        """
         buf = self._buf
         events: list[HdlcEvent] = []
-        if buf.strip(b"\x7e"):
+        while buf.strip(b"\x7e"):
             status, _ = self._header(buf, 0, len(buf)) if buf[0] == FLAG else ("bad", 0)
+            inner = buf.find(FLAG, 1)
+            end = inner if inner > 0 else len(buf)
             if status == "ok" and len(buf) > MIN_FRAME:
                 length = ((buf[1] & 0x07) << 8) | buf[2]
                 missing = length + 1 - len(buf)
@@ -161,11 +177,15 @@ class HdlcFramer:
                     events,
                     "truncated",
                     0,
-                    len(buf),
+                    end,
                     f"the stream ended {missing} byte(s) before the end of this frame",
                 )
             else:
-                self._garbage(events, 0, len(buf))
+                self._garbage(events, 1 if buf[0] == FLAG else 0, end)
+            # Flags are idle fill, not garbage; what follows is scanned afresh.
+            del buf[:end]
+            self._covered = max(0, self._covered - end)
+            events += self.feed(b"")
         self._flush_garbage(events)
         buf.clear()
         self._covered = 0
@@ -266,8 +286,10 @@ class HdlcFramer:
         start = max(start, self._covered)
         if end <= start:
             return
-        if len(self._garbage_head) < MAX_REJECTED_KEEP:
-            self._garbage_head += self._buf[start : start + MAX_REJECTED_KEEP]
+        room = MAX_REJECTED_KEEP - len(self._garbage_head)
+        if room > 0:
+            # Only the garbage itself: bytes after ``end`` may be the next frame.
+            self._garbage_head += self._buf[start : min(end, start + room)]
         self._garbage_size += end - start
         self._covered = max(self._covered, end)
 
@@ -277,3 +299,139 @@ class HdlcFramer:
             events.append(Rejected("garbage", self._garbage_size, head))
             self._garbage_size = 0
             self._garbage_head = bytearray()
+
+
+def _has_llc(information: bytes) -> bool:
+    return information[:3] in LLC_HEADERS
+
+
+def _send(frame: HdlcFrame) -> int | None:
+    """The send sequence number N(S) of an I-frame; None for other frames."""
+    return (frame.control >> 1) & 0x07 if frame.control & 0x01 == 0 else None
+
+
+def _next_send_number(frame: HdlcFrame) -> int | None:
+    # UI frames (most pushes) carry no sequence number: nothing to check.
+    number = _send(frame)
+    return None if number is None else (number + 1) & 0x07
+
+
+class HdlcReassembler:
+    """HDLC frames in, whole messages out: joins segmented frames.
+
+    A segmented message is a run of frames from the same addresses with the
+    segmentation bit set on all but the last; only the first segment starts
+    with the LLC header. Their information fields are joined into one
+    ``HdlcFrame`` (``segments`` says how many). Frames sent whole pass through.
+
+    A segment that goes missing drops the partial message as one
+    ``segments_lost`` rejection: a damaged frame between segments, a new
+    first segment (LLC header), another address pair, a segment repeated, an
+    I-frame out of N(S) order, or a message longer than ``MAX_MESSAGE``. (UI
+    frames, which most pushes use, carry no sequence number: a segment that
+    vanishes without a trace leaves an APDU that fails to decode or to
+    authenticate.) The rest of a lost message (continuation segments
+    after a loss or after damaged bytes) is reported as ``Skipped`` rather than
+    decoded as if it were a message of its own. Frames without an information
+    field (RR, UA, …) pass through and interrupt nothing: in client/server
+    traffic they acknowledge segments.
+    """
+
+    def __init__(self) -> None:
+        self.framer = HdlcFramer()
+        self._parts: list[HdlcFrame] = []
+        self._size = 0
+        # Set after a loss or damaged bytes: continuation segments that follow
+        # belong to a message that cannot be completed any more.
+        self._dropping = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held: the framer's buffer plus the partial message."""
+        return self.framer.buffered + self._size
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[HdlcMessageEvent]:
+        return self._reassemble(self.framer.feed(data))
+
+    def close(self) -> list[HdlcMessageEvent]:
+        """End of stream: a partial message left over is lost."""
+        out = self._reassemble(self.framer.close())
+        if self._parts:
+            self._lose(out, "the stream ended before its last segment")
+        self._dropping = False
+        return out
+
+    def _reassemble(self, events: list[HdlcEvent]) -> list[HdlcMessageEvent]:
+        out: list[HdlcMessageEvent] = []
+        for event in events:
+            if isinstance(event, Rejected):
+                out.append(event)
+                if self._parts:
+                    self._lose(out, f"a damaged frame ({event.reason}) came between its segments")
+                self._dropping = True
+            elif not event.information:
+                out.append(event)
+            else:
+                self._on_frame(event, out)
+        return out
+
+    def _on_frame(self, frame: HdlcFrame, out: list[HdlcMessageEvent]) -> None:
+        first = _has_llc(frame.information)
+        if self._parts:
+            head = self._parts[0]
+            if (frame.destination, frame.source) != (head.destination, head.source):
+                self._lose(out, "a frame from other addresses came between its segments")
+            elif first:
+                self._lose(out, "a new message started before its last segment")
+            elif frame.raw == self._parts[-1].raw:
+                self._lose(out, "a segment came twice")
+            elif (expected := _next_send_number(self._parts[-1])) not in (None, _send(frame)):
+                self._lose(out, f"segment N(S)={_send(frame)} came where N(S)={expected} was due")
+        if not self._parts:
+            if first:
+                self._dropping = False
+            elif self._dropping:
+                # The rest of a message already reported lost.
+                self._dropping = frame.segmented
+                out.append(Skipped("HDLC segment of a message already lost"))
+                return
+            elif frame.segmented:
+                self._orphan(frame, out)
+                return
+            if not frame.segmented:
+                out.append(frame)
+                return
+        self._parts.append(frame)
+        self._size += len(frame.information)
+        if self._size > MAX_MESSAGE:
+            self._lose(out, f"the segmented message grew beyond {MAX_MESSAGE} bytes")
+            self._dropping = frame.segmented
+        elif not frame.segmented:
+            out.append(self._joined())
+
+    def _joined(self) -> HdlcFrame:
+        parts, last = self._parts, self._parts[-1]
+        message = HdlcFrame(
+            segmented=False,
+            destination=last.destination,
+            source=last.source,
+            control=last.control,
+            information=b"".join(p.information for p in parts),
+            raw=b"".join(p.raw for p in parts),
+            segments=len(parts),
+        )
+        self._parts, self._size = [], 0
+        return message
+
+    def _lose(self, out: list[HdlcMessageEvent], why: str) -> None:
+        parts = self._parts
+        size = sum(len(p.raw) for p in parts)
+        detail = f"{len(parts)} segment(s) of a message dropped: {why}"
+        out.append(Rejected("segments_lost", size, parts[0].raw[:MAX_REJECTED_KEEP], detail))
+        self._parts, self._size = [], 0
+        self._dropping = True
+
+    def _orphan(self, frame: HdlcFrame, out: list[HdlcMessageEvent]) -> None:
+        detail = "a continuation segment arrived without the segments before it"
+        out.append(Rejected("segments_lost", len(frame.raw), frame.raw[:MAX_REJECTED_KEEP], detail))
+        self._dropping = True

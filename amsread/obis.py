@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import tomllib
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 OBIS_SIZE = 6
+#: Distinct codes remembered by ``format_obis``: a meter sends a few dozen;
+#: the bound keeps a stream of ever-new codes from growing memory.
+FORMAT_CACHE_SIZE = 1024
 
 
+@lru_cache(maxsize=FORMAT_CACHE_SIZE)
 def format_obis(code: bytes) -> str:
     """Six dotted decimal groups, exactly as sent (never rewrite A or B)."""
+    # Cached: every message formats the same codes again (a hot spot in replay).
     return ".".join(str(group) for group in code)
 
 
@@ -35,7 +40,8 @@ def _table() -> dict[tuple[int, int, int, int], tuple[str, str | None]]:
     return table
 
 
-@cache
+# Bounded like format_obis: the codes come from the line.
+@lru_cache(maxsize=FORMAT_CACHE_SIZE)
 def describe(code: bytes) -> tuple[str | None, str | None]:
     """(stable snake_case name, default unit) for an OBIS code, or (None, None)."""
     if len(code) != OBIS_SIZE:

@@ -1,9 +1,10 @@
 """The decoding pipeline, without I/O: bytes in, events out.
 
-    framer (hdlc) -> LLC -> APDU -> security -> data-notification -> readings
+    link (hdlc | mbus | raw | auto) -> LLC -> APDU [-> block transfer]
+        -> security -> data-notification -> readings
 
-``Pipeline.feed(bytes)`` returns ``Message``, ``Rejected``, ``Failure`` and
-``Skipped`` events and keeps per-layer counters. The CLI, the daemon and the
+``Pipeline.feed(bytes)`` returns ``Message``, ``Rejected``, ``Failure``,
+``Skipped`` and ``Notice`` events and keeps per-layer counters. The CLI, the daemon and the
 tests all drive it the same way; none of them needs to know the layers.
 """
 
@@ -14,18 +15,22 @@ from collections.abc import Callable
 
 from amsread.apdu import (
     DATA_NOTIFICATION,
+    GENERAL_BLOCK_TRANSFER,
     GENERAL_DED_CIPHERING,
     GENERAL_GLO_CIPHERING,
     apdu_name,
     parse_data_notification,
 )
-from amsread.errors import ApduError, DecodeError, DecryptionError
-from amsread.events import Event, Failure, Message, Rejected, Skipped
-from amsread.hdlc import HdlcFrame, HdlcFramer, strip_llc
+from amsread.errors import ApduError, DecodeError, DecryptionError, ReplayError
+from amsread.events import Event, Failure, Message, Notice, Rejected, Skipped
+from amsread.framing import LinkEvent, make_link
+from amsread.gbt import BlockAssembler, parse_block
+from amsread.hdlc import strip_llc
+from amsread.invocation import InvocationTracker
 from amsread.keys import Keys
 from amsread.profiles import ProfileSet
 from amsread.readings import ReadingsBuilder
-from amsread.security import Ciphered, Decryptor, parse_ciphered
+from amsread.security import Ciphered, Decryptor, Plaintext, parse_ciphered
 from amsread.stats import Counters
 
 _CIPHERED = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)
@@ -40,12 +45,25 @@ class Pipeline:
         *,
         profiles: ProfileSet | None = None,
         clock: Callable[[], float] = time.time,
+        invocations: InvocationTracker | None = None,
+        allow_replay: bool = False,
+        framing: str = "hdlc",
     ) -> None:
         self.counters = Counters()
         self.decryptor = Decryptor(keys)
+        #: Last accepted invocation counter per system title (replay guard).
+        self.invocations = invocations if invocations is not None else InvocationTracker()
+        self.allow_replay = allow_replay
         self.builder = ReadingsBuilder(profiles)
-        self._framer = HdlcFramer()
+        #: The link layer (framing.FRAMINGS); "auto" locks onto HDLC or M-Bus.
+        self.link = make_link(framing)
+        self._blocks = BlockAssembler()
         self._clock = clock
+
+    @property
+    def framing(self) -> str:
+        """The framing in use: hdlc, mbus, raw, or auto while still undecided."""
+        return self.link.name
 
     # -- input -----------------------------------------------------------
 
@@ -53,36 +71,76 @@ class Pipeline:
         """Bytes as read from the line; returns the events they complete."""
         self.counters["bytes_read"] += len(data)
         out: list[Event] = []
-        for event in self._framer.feed(data):
+        for event in self.link.feed(data):
             self._on_link_event(event, out)
         return out
 
     def close(self) -> list[Event]:
         """End of input: report what is left in the buffers."""
         out: list[Event] = []
-        for event in self._framer.close():
+        for event in self.link.close():
             self._on_link_event(event, out)
+        for lost in self._blocks.discard("the stream ended before the last block"):
+            self._on_block_event(lost, out)
         return out
 
     def feed_apdu(self, data: bytes) -> list[Event]:
-        """One message without link framing (an APDU, optionally after LLC)."""
+        """One message without link framing (an APDU, optionally after LLC).
+
+        Usually one event; none for a block of a general-block-transfer that
+        is not the last.
+        """
         self.counters["bytes_read"] += len(data)
-        return [self.handle_apdu(strip_llc(data))]
+        out: list[Event] = []
+        self._on_apdu(strip_llc(data), out)
+        return out
 
     # -- layers ----------------------------------------------------------
 
-    def _on_link_event(self, event: HdlcFrame | Rejected, out: list[Event]) -> None:
-        if isinstance(event, Rejected):
-            key = "garbage_bytes" if event.reason == "garbage" else event.reason
-            self.counters[key] += event.size if event.reason == "garbage" else 1
+    def _on_link_event(self, event: LinkEvent, out: list[Event]) -> None:
+        if isinstance(event, Notice):
             out.append(event)
             return
-        self.counters["frames_ok"] += 1
-        if not event.information:
-            self.counters["skipped"] += 1
-            out.append(Skipped(f"{event.control_name} frame without information field"))
+        if isinstance(event, Rejected):
+            self._reject(event, out)
             return
-        out.append(self.handle_apdu(strip_llc(event.information)))
+        self.counters["frames_ok"] += event.frames
+        if event.skip is not None:
+            self.counters["skipped"] += 1
+            out.append(Skipped(event.skip))
+            return
+        self._on_apdu(strip_llc(event.payload), out)
+
+    def _reject(self, event: Rejected, out: list[Event]) -> None:
+        key = "garbage_bytes" if event.reason == "garbage" else event.reason
+        self.counters[key] += event.size if event.reason == "garbage" else 1
+        out.append(event)
+
+    def _on_apdu(self, apdu: bytes, out: list[Event]) -> None:
+        if apdu[:1] != bytes([GENERAL_BLOCK_TRANSFER]):
+            out.append(self.handle_apdu(apdu))
+            return
+        try:
+            block = parse_block(apdu)
+        except ApduError as exc:
+            for lost in self._blocks.discard("a malformed block came between its blocks"):
+                self._on_block_event(lost, out)
+            out.append(self._fail(exc))
+            return
+        for event in self._blocks.push(block):
+            self._on_block_event(event, out)
+
+    def _on_block_event(self, event: bytes | Rejected | Skipped, out: list[Event]) -> None:
+        """A completed block transfer is an APDU again, often ciphered."""
+        if isinstance(event, Rejected):
+            self._reject(event, out)
+        elif isinstance(event, Skipped):
+            self.counters["skipped"] += 1
+            out.append(event)
+        elif event[:1] == bytes([GENERAL_BLOCK_TRANSFER]):
+            out.append(self._fail(ApduError("a general-block-transfer inside another one")))
+        else:
+            out.append(self.handle_apdu(event))
 
     def handle_apdu(self, apdu: bytes) -> Event:
         """Decode one complete APDU into a Message, or say why not."""
@@ -101,15 +159,17 @@ class Pipeline:
 
     def _ciphered(self, ciphered: Ciphered) -> Event:
         try:
+            self._check_replay(ciphered)
             plain = self.decryptor.decrypt(ciphered)
             inner = plain.apdu
             if inner[:1] != bytes([DATA_NOTIFICATION]) and plain.authenticated is True:
+                self._accept(ciphered, plain)
                 self.counters["skipped"] += 1
                 return Skipped(f"ciphered {apdu_name(inner[0]) if inner else 'empty APDU'}")
             try:
                 message = self._message(inner, ciphered)
             except ApduError as exc:
-                if plain.authenticated is True:
+                if plain.authenticated is True or not ciphered.encrypted:
                     raise
                 # Nothing authenticates this plaintext: a parse failure means a wrong key.
                 raise DecryptionError(
@@ -120,10 +180,36 @@ class Pipeline:
         message.authenticated = plain.authenticated
         if plain.authenticated is False:
             self.counters["unauthenticated"] += 1
+        if plain.keys_swapped:
+            # Reported once by the runner; the decryptor keeps the swapped pair.
+            message.extra["keys_swapped"] = True
+        missed = self._accept(ciphered, plain)
+        if missed:
+            message.extra["missed_pushes"] = missed
         return message
 
+    def _check_replay(self, ciphered: Ciphered) -> None:
+        title, counter = ciphered.system_title, ciphered.invocation_counter
+        if self.allow_replay or not self.invocations.is_replay(title, counter):
+            return
+        raise ReplayError(
+            f"invocation counter {counter} is not above {self.invocations.last(title)},"
+            " the last accepted from this meter: a replayed or repeated frame, dropped"
+        )
+
+    def _accept(self, ciphered: Ciphered, plain: Plaintext) -> int:
+        """Advance the counter for a frame that verified or decrypted; return pushes missed."""
+        # A tag that verified, or ciphertext that decrypted to a complete APDU,
+        # proves the key; cleartext with an unchecked tag proves nothing.
+        if plain.authenticated is not True and not ciphered.encrypted:
+            return 0
+        missed = self.invocations.accept(ciphered.system_title, ciphered.invocation_counter)
+        self.counters["missed_pushes"] += missed
+        return missed
+
     def _message(self, apdu: bytes, ciphered: Ciphered | None) -> Message:
-        notification = parse_data_notification(apdu)
+        # Lazy: the builder decodes the body only for a layout it has not seen.
+        notification = parse_data_notification(apdu, lazy=True)
         message = self.builder.build(notification, ciphered.system_title if ciphered else None)
         if ciphered is not None:
             message.invocation_counter = ciphered.invocation_counter

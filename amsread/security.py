@@ -7,12 +7,20 @@ A ciphered APDU::
 
 IV = system title ‖ invocation counter. Security control: bit 4 (0x10)
 authentication, bit 5 (0x20) encryption, low nibble the security suite.
-AAD = security control ‖ authentication key. AES itself is ``cryptography``'s.
+
+* 0x3x: AES-GCM, AAD = security control ‖ authentication key, 12-byte tag;
+  without the authentication key the APDU is still recovered (AES-CTR from
+  J0 + 1) and marked unauthenticated.
+* 0x2x: AES-GCM without tag; nothing proves the key right, so the caller must
+  check that the plaintext is a complete APDU.
+* 0x1x: the APDU in clear, GMAC tag over security control ‖ AK ‖ APDU.
+
+AES itself is ``cryptography``'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -32,6 +40,8 @@ TAG_SIZE = 12
 SYSTEM_TITLE_SIZE = 8
 AUTHENTICATED = 0x10
 ENCRYPTED = 0x20
+#: Bit 7: the APDU was compressed before ciphering (not used by push meters).
+COMPRESSED = 0x80
 #: Suites 0 and 1 both use AES-GCM-128 for push data in the field.
 SUPPORTED_SUITES = (0, 1)
 
@@ -100,6 +110,9 @@ class Plaintext:
     apdu: bytes
     #: True if the tag was verified, False if present but unchecked, None if absent.
     authenticated: bool | None
+    #: True if the tag verified only with the encryption and authentication keys
+    #: exchanged; the decryptor keeps the exchanged pair from then on.
+    keys_swapped: bool = False
 
 
 def _ctr_initial(iv: bytes) -> bytes:
@@ -107,61 +120,99 @@ def _ctr_initial(iv: bytes) -> bytes:
     return iv + b"\x00\x00\x00\x02"
 
 
+def check_suite(c: Ciphered) -> None:
+    """Raise UnsupportedSecurityError, naming the byte, for anything but AES-GCM-128."""
+    if c.security_control & COMPRESSED:
+        raise UnsupportedSecurityError(
+            f"security control byte 0x{c.security_control:02X} asks for compression,"
+            " which is not supported"
+        )
+    if c.suite not in SUPPORTED_SUITES:
+        raise UnsupportedSecurityError(
+            f"security suite {c.suite} (security control byte 0x{c.security_control:02X})"
+            " is not supported: only AES-GCM-128 suites 0 and 1 are"
+        )
+
+
 class Decryptor:
-    """Decrypts and verifies ciphered push APDUs with one pair of keys."""
+    """Decrypts and verifies ciphered push APDUs with one pair of keys.
+
+    When a tag fails, the pair is tried the other way round once; if that
+    verifies, the keys were given swapped, and the swapped pair is kept.
+    """
 
     def __init__(self, keys: Keys | None = None) -> None:
         self.keys = keys or Keys()
 
     def decrypt(self, c: Ciphered) -> Plaintext:
-        if c.suite not in SUPPORTED_SUITES:
-            raise UnsupportedSecurityError(
-                f"security suite {c.suite} (security control byte 0x{c.security_control:02X})"
-                " is not supported: only AES-GCM-128 suites 0 and 1 are"
-            )
-        if not c.encrypted and not c.authenticated:
-            return Plaintext(c.payload, None)
-        ek, ak = self.keys.encryption, self.keys.authentication
-        if ek is None:
-            raise NoKeyError("the frames are encrypted but no encryption key was given (--key)")
-        aad_head = bytes([c.security_control]) + (ak or b"")
-        if not c.encrypted:
-            return Plaintext(c.payload, self._verify_only(ek, c, aad_head))
-        if c.auth_tag is not None and ak is not None:
-            return Plaintext(self._gcm_decrypt(ek, c, aad_head), True)
-        return Plaintext(self._ctr_decrypt(ek, c), False if c.auth_tag is not None else None)
-
-    @staticmethod
-    def _gcm_decrypt(key: bytes, c: Ciphered, aad: bytes) -> bytes:
-        assert c.auth_tag is not None
-        decryptor = Cipher(
-            algorithms.AES(key), modes.GCM(c.iv, c.auth_tag, min_tag_length=TAG_SIZE)
-        ).decryptor()
-        decryptor.authenticate_additional_data(aad)
+        check_suite(c)
         try:
-            return decryptor.update(c.payload) + decryptor.finalize()
-        except InvalidTag:
-            raise AuthenticationError(
-                "authentication failed: the tag does not match (wrong encryption or"
-                " authentication key, or a damaged frame)"
-            ) from None
+            return open_ciphered(self.keys, c)
+        except AuthenticationError as failure:
+            swapped = self.keys.swapped()
+            if swapped is None:
+                raise
+            try:
+                plain = open_ciphered(swapped, c)
+            except AuthenticationError:
+                raise failure from None
+            self.keys = swapped
+            return replace(plain, keys_swapped=True)
 
-    @staticmethod
-    def _ctr_decrypt(key: bytes, c: Ciphered) -> bytes:
-        decryptor = Cipher(algorithms.AES(key), modes.CTR(_ctr_initial(c.iv))).decryptor()
+
+def open_ciphered(keys: Keys, c: Ciphered) -> Plaintext:
+    """Decrypt and/or verify ``c`` with ``keys``; the suite must be checked already."""
+    if not c.encrypted and not c.authenticated:
+        return Plaintext(c.payload, None)
+    ek, ak = keys.encryption, keys.authentication
+    if not c.encrypted:
+        # Authentication only: the APDU travels in clear; the GMAC needs both keys.
+        if ek is None or ak is None or c.auth_tag is None:
+            return Plaintext(c.payload, False)
+        _verify_gmac(ek, c, bytes([c.security_control]) + ak + c.payload)
+        return Plaintext(c.payload, True)
+    if ek is None:
+        raise NoKeyError(
+            "the frames are encrypted but no encryption key was given"
+            " (--key, --key-file or AMSREAD_KEY)"
+        )
+    if c.auth_tag is not None and ak is not None:
+        return Plaintext(_gcm_decrypt(ek, c, bytes([c.security_control]) + ak), True)
+    return Plaintext(_ctr_decrypt(ek, c), False if c.auth_tag is not None else None)
+
+
+_TAG_FAILED = (
+    "authentication failed: the tag does not match: the encryption key or the"
+    " authentication key is wrong (a tag cannot tell which), or the frame was damaged"
+)
+
+
+def _gcm_decrypt(key: bytes, c: Ciphered, aad: bytes) -> bytes:
+    assert c.auth_tag is not None
+    decryptor = Cipher(
+        algorithms.AES(key), modes.GCM(c.iv, c.auth_tag, min_tag_length=TAG_SIZE)
+    ).decryptor()
+    decryptor.authenticate_additional_data(aad)
+    try:
         return decryptor.update(c.payload) + decryptor.finalize()
+    except InvalidTag:
+        raise AuthenticationError(_TAG_FAILED) from None
 
-    def _verify_only(self, key: bytes, c: Ciphered, aad_head: bytes) -> bool | None:
-        if c.auth_tag is None or self.keys.authentication is None:
-            return False
-        decryptor = Cipher(
-            algorithms.AES(key), modes.GCM(c.iv, c.auth_tag, min_tag_length=TAG_SIZE)
-        ).decryptor()
-        decryptor.authenticate_additional_data(aad_head + c.payload)
-        try:
-            decryptor.finalize()
-        except InvalidTag:
-            raise AuthenticationError(
-                "authentication failed: the GMAC tag does not match (wrong keys or a damaged frame)"
-            ) from None
-        return True
+
+def _verify_gmac(key: bytes, c: Ciphered, aad: bytes) -> None:
+    assert c.auth_tag is not None
+    decryptor = Cipher(
+        algorithms.AES(key), modes.GCM(c.iv, c.auth_tag, min_tag_length=TAG_SIZE)
+    ).decryptor()
+    decryptor.authenticate_additional_data(aad)
+    try:
+        decryptor.finalize()
+    except InvalidTag:
+        raise AuthenticationError(_TAG_FAILED) from None
+
+
+def _ctr_decrypt(key: bytes, c: Ciphered) -> bytes:
+    # Without the authentication key the tag cannot be checked, but GCM's
+    # ciphertext is plain AES-CTR, so the APDU can still be recovered.
+    decryptor = Cipher(algorithms.AES(key), modes.CTR(_ctr_initial(c.iv))).decryptor()
+    return decryptor.update(c.payload) + decryptor.finalize()

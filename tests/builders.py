@@ -74,3 +74,78 @@ def ber_length(size: int, form: str = "short") -> bytes:
         form = "82" if size > 0xFF else "81"
     count = {"81": 1, "82": 2, "84": 4}[form]
     return bytes([0x80 | count]) + size.to_bytes(count, "big")
+
+
+def hdlc_segments(
+    information: bytes, sizes: list[int], *, shared_flags: bool = False, **frame: object
+) -> bytes:
+    """``information`` cut into HDLC frames of ``sizes`` bytes (the rest in the last one).
+
+    The segmentation bit is set on all frames but the last. ``shared_flags``
+    lets consecutive frames share one 0x7E, as some meters send them.
+    """
+    parts, pos = [], 0
+    for size in sizes:
+        parts.append(information[pos : pos + size])
+        pos += size
+    parts.append(information[pos:])
+    parts = [p for p in parts if p]
+    frames = [
+        hdlc_frame(part, segmented=i < len(parts) - 1, **frame)  # type: ignore[arg-type]
+        for i, part in enumerate(parts)
+    ]
+    if shared_flags:
+        return frames[0] + b"".join(f[1:] for f in frames[1:])
+    return b"".join(frames)
+
+
+def gbt_blocks(
+    apdu: bytes, count: int, *, first_number: int = 1, streaming: bool = True, window: int = 0
+) -> list[bytes]:
+    """``apdu`` cut into ``count`` general-block-transfer APDUs of near-equal size."""
+    size = -(-len(apdu) // count)
+    chunks = [apdu[i : i + size] for i in range(0, len(apdu), size)]
+    blocks = []
+    for i, chunk in enumerate(chunks):
+        control = (0x80 if i == len(chunks) - 1 else 0) | (0x40 if streaming else 0) | window
+        number = (first_number + i).to_bytes(2, "big")
+        blocks.append(
+            bytes([0xE0, control]) + number + b"\x00\x00" + ber_length(len(chunk)) + chunk
+        )
+    return blocks
+
+
+def mbus_frame(
+    data: bytes,
+    *,
+    ci: int = 0x10,
+    control: int = 0x53,
+    address: int = 0xFF,
+) -> bytes:
+    """One wired M-Bus long frame. Lengths above 255 get only their low byte in L,
+    as Sagemcom T210-D meters send them."""
+    body = bytes([control, address, ci]) + data
+    length = len(body) & 0xFF
+    checksum = sum(body) & 0xFF
+    return bytes([0x68, length, length, 0x68]) + body + bytes([checksum, 0x16])
+
+
+def mbus_short(control: int = 0x40, address: int = 0xFE) -> bytes:
+    return bytes([0x10, control, address, (control + address) & 0xFF, 0x16])
+
+
+def mbus_segments(
+    apdu: bytes, sizes: list[int], *, tsap: bytes = b"\x01\x67", **frame: int
+) -> list[bytes]:
+    """``apdu`` cut into DLMS transport segments of ``sizes`` bytes (the rest last),
+    each behind STSAP/DTSAP, CI = sequence number, 0x10 on the last."""
+    parts, pos = [], 0
+    for size in sizes:
+        parts.append(apdu[pos : pos + size])
+        pos += size
+    parts.append(apdu[pos:])
+    parts = [p for p in parts if p]
+    return [
+        mbus_frame(tsap + part, ci=(i & 0x0F) | (0x10 if i == len(parts) - 1 else 0), **frame)
+        for i, part in enumerate(parts)
+    ]

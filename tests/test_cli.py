@@ -126,7 +126,7 @@ def test_replay_am550_stream_without_key_says_once_that_a_key_is_needed(tmp_path
 
 
 def test_replay_from_stdin() -> None:
-    status, out, _ = run("replay", "-", *keys(), input=sv.RADIUS_FRAME * 3)
+    status, out, _ = run("replay", "-", *keys(), "--allow-replay", input=sv.RADIUS_FRAME * 3)
     assert status == 0
     assert len(out.splitlines()) == 3
 

@@ -1,0 +1,425 @@
+"""``amsread check-key``: is my key right? One verdict line first, details after.
+
+What it looks at, in order:
+
+* each key as written: length, ``0x`` and separators (accepted), 16 ASCII
+  characters (tried as text too), two keys run together (both halves tried),
+  the documentation example key;
+* the frames: which security they use, and so whether the authentication
+  key is needed at all;
+* every candidate pair against up to ``MAX_FRAMES`` ciphered APDUs: the tag
+  (when there is one and an authentication key), the pair the other way
+  round (keys swapped), and, since a tag cannot tell which key is wrong,
+  decryption alone: plaintext that parses as a push proves the encryption
+  key right.
+
+Keys never appear in the output: candidates are named by position
+(``--key #2``). All of this is sans I/O; the CLI passes bytes and strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from amsread.apdu import (
+    DATA_NOTIFICATION,
+    GENERAL_BLOCK_TRANSFER,
+    GENERAL_DED_CIPHERING,
+    GENERAL_GLO_CIPHERING,
+    parse_data_notification,
+)
+from amsread.errors import AmsreadError, AuthenticationError, KeyFormatError
+from amsread.events import Rejected
+from amsread.hdlc import strip_llc
+from amsread.keys import KEY_SIZE, Keys, parse_key
+from amsread.manufacturers import decode_system_title
+from amsread.security import Ciphered, Decryptor, parse_ciphered
+
+#: Ciphered APDUs tried per candidate: enough to tell a damaged frame from a wrong key.
+MAX_FRAMES = 8
+_EXAMPLE_KEY = bytes(range(16))
+_CIPHERED = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)
+_SEPARATED = re.compile(r"[\s:,;_-]")
+
+
+@dataclass
+class Candidate:
+    """One key to try, named for the output (never the key itself)."""
+
+    label: str
+    key: bytes | None
+    notes: list[str] = field(default_factory=list)
+    problem: str | None = None
+    #: A reading of the key other than as written (as text, a half, O read as 0).
+    alternative: bool = False
+
+
+@dataclass
+class Frames:
+    """The ciphered APDUs found in the input, and what else was there."""
+
+    ciphered: list[Ciphered] = field(default_factory=list)
+    plain_pushes: int = 0
+    other: int = 0
+    damaged: int = 0
+    #: True if the APDUs came in checksum-protected frames (so they are intact).
+    checked: bool = False
+
+
+@dataclass
+class Result:
+    """What one (encryption, authentication) pair does to the frames."""
+
+    ek: Candidate
+    ak: Candidate | None
+    verified: int = 0
+    swapped: int = 0
+    decrypts: int = 0
+    tag_failed: int = 0
+    garbage: int = 0
+    sample: str = ""
+
+    @property
+    def score(self) -> tuple[int, int, int]:
+        return (self.verified, self.swapped, self.decrypts)
+
+
+@dataclass
+class KeyReport:
+    verdict: str
+    ok: bool
+    details: list[str] = field(default_factory=list)
+
+
+# -- keys -------------------------------------------------------------------------
+
+
+def inspect_key(text: str, label: str) -> list[Candidate]:
+    """The candidate(s) a key as written stands for, with notes on its format.
+
+    Usually one. A key that only works read differently adds candidates: 16
+    ASCII characters taken as text, 64 hex digits split in two halves.
+    """
+    stripped = text.strip()
+    notes = _format_notes(stripped)
+    try:
+        key = parse_key(stripped, label)
+    except KeyFormatError as exc:
+        return _alternatives(stripped, label, str(exc))
+    if key == _EXAMPLE_KEY:
+        notes.append("this is the example key 00 01 02 … 0F from documentation, not a real key")
+    elif len(set(key)) == 1:
+        notes.append(f"every byte is {key[0]:02X}: a placeholder, not a real key")
+    return [Candidate(label, key, ["accepted" + (f" ({', '.join(notes)})" if notes else "")])]
+
+
+def _format_notes(text: str) -> list[str]:
+    notes = []
+    if text[:2].lower() == "0x":
+        notes.append("the 0x prefix is fine")
+    if _SEPARATED.search(text):
+        notes.append("spaces and separators are fine")
+    return notes
+
+
+def _alternatives(text: str, label: str, problem: str) -> list[Candidate]:
+    out = [Candidate(label, None, [], problem)]
+    if len(text) == KEY_SIZE:
+        out.append(
+            Candidate(
+                f"{label} read as ASCII text",
+                text.encode("latin-1", "replace")[:KEY_SIZE],
+                alternative=True,
+            )
+        )
+        return out
+    compact = _SEPARATED.sub("", text)
+    if compact[:2].lower() == "0x":
+        compact = compact[2:]
+    if len(compact) == 4 * KEY_SIZE and all(c in "0123456789abcdefABCDEF" for c in compact):
+        out[
+            0
+        ].problem = (
+            f"{problem}: 64 hex digits look like two keys run together; both halves are tried"
+        )
+        out.append(Candidate(f"{label} first half", bytes.fromhex(compact[:32]), alternative=True))
+        out.append(Candidate(f"{label} second half", bytes.fromhex(compact[32:]), alternative=True))
+        return out
+    fixed = compact.translate(str.maketrans("oOlI", "0011"))
+    if fixed != compact and len(fixed) == 2 * KEY_SIZE:
+        try:
+            key = bytes.fromhex(fixed)
+        except ValueError:
+            return out
+        out[0].problem = f"{problem} (the letters O or l where 0 or 1 belong?)"
+        out.append(Candidate(f"{label} with O→0, l→1", key, alternative=True))
+    return out
+
+
+# -- frames -------------------------------------------------------------------------
+
+
+def collect_frames(data: bytes, *, stream: bool) -> Frames:
+    """Find ciphered APDUs: in a byte stream (HDLC or M-Bus), or ``data`` is one APDU."""
+    frames = Frames(checked=stream)
+    if not stream:
+        _add_apdu(frames, strip_llc(data))
+        return frames
+    from amsread.framing import LinkMessage, make_link
+    from amsread.gbt import BlockAssembler, parse_block
+
+    link = make_link("auto")
+    blocks = BlockAssembler()
+    for event in link.feed(data) + link.close():
+        if isinstance(event, Rejected):
+            frames.damaged += event.reason != "garbage"
+        elif isinstance(event, LinkMessage) and event.skip is None:
+            apdu = strip_llc(event.payload)
+            if apdu[:1] == bytes([GENERAL_BLOCK_TRANSFER]):
+                try:
+                    joined = blocks.push(parse_block(apdu))
+                except AmsreadError:
+                    frames.other += 1
+                    continue
+                for done in joined:
+                    if isinstance(done, bytes):
+                        _add_apdu(frames, done)
+                continue
+            _add_apdu(frames, apdu)
+        elif isinstance(event, LinkMessage):
+            frames.other += 1
+    return frames
+
+
+def _add_apdu(frames: Frames, apdu: bytes) -> None:
+    if apdu[:1] and apdu[0] in _CIPHERED:
+        try:
+            frames.ciphered.append(parse_ciphered(apdu))
+        except AmsreadError:
+            frames.damaged += 1
+    elif apdu[:1] == bytes([DATA_NOTIFICATION]):
+        frames.plain_pushes += 1
+    else:
+        frames.other += 1
+
+
+# -- trying keys -----------------------------------------------------------------------
+
+
+def _plausible(apdu: bytes) -> str | None:
+    """A description if the plaintext is a well-formed push, else None."""
+    if apdu[:1] != bytes([DATA_NOTIFICATION]):
+        return None
+    try:
+        notification = parse_data_notification(apdu)
+        body = notification.body
+    except AmsreadError:
+        return None
+    count = len(body) if isinstance(body, tuple) else 1
+    when = f", meter time {notification.meter_time}" if notification.meter_time else ""
+    return f"a data-notification with {count} values{when}"
+
+
+def _try(ek: Candidate, ak: Candidate | None, frames: list[Ciphered]) -> Result:
+    assert ek.key is not None
+    result = Result(ek, ak)
+    ak_key = ak.key if ak else None
+    for c in frames:
+        outcome = _open(Keys(ek.key, ak_key), c)
+        if outcome == "failed" and ak_key is not None and ak_key != ek.key:
+            outcome = "swapped" if _open(Keys(ak_key, ek.key), c) == "verified" else "failed"
+        if outcome in ("verified", "swapped"):
+            setattr(result, outcome, getattr(result, outcome) + 1)
+            real_ek = ak_key if outcome == "swapped" and ak_key is not None else ek.key
+            result.sample = result.sample or _decrypt_only(real_ek, c) or ""
+            continue
+        # No tag, no authentication key, or a failed tag: decryption alone tells
+        # whether the encryption key is right (the plaintext parses as a push).
+        described = _decrypt_only(ek.key, c) if c.encrypted else None
+        if described is not None:
+            result.decrypts += 1
+            result.sample = result.sample or described
+        result.tag_failed += outcome == "failed"
+        result.garbage += described is None and outcome != "failed"
+    return result
+
+
+def _open(keys: Keys, c: Ciphered) -> str:
+    """verified, swapped (this Decryptor exchanged the keys itself), failed, or open."""
+    try:
+        plain = Decryptor(keys).decrypt(c)
+    except AuthenticationError:
+        return "failed"
+    except AmsreadError:
+        return "error"
+    if not plain.authenticated:
+        return "open"
+    return "swapped" if getattr(plain, "keys_swapped", False) else "verified"
+
+
+def _decrypt_only(key: bytes, c: Ciphered) -> str | None:
+    try:
+        plain = Decryptor(Keys(key, None)).decrypt(c)
+    except AmsreadError:
+        return None
+    return _plausible(plain.apdu)
+
+
+# -- the verdict -----------------------------------------------------------------------
+
+
+def check_keys(frames: Frames, keys: list[str], auth_keys: list[str]) -> KeyReport:
+    """Try every candidate pair on the frames; the verdict names what works."""
+    eks = [c for i, text in enumerate(keys, 1) for c in inspect_key(text, _label("--key", i, keys))]
+    aks = [
+        c
+        for i, text in enumerate(auth_keys, 1)
+        for c in inspect_key(text, _label("--auth-key", i, auth_keys))
+    ]
+    details = [
+        f"{c.label}: {c.problem or '; '.join(c.notes)}" for c in eks + aks if c.problem or c.notes
+    ]
+    details += _frame_details(frames, bool(aks))
+    usable_eks = [c for c in eks if c.key is not None]
+    usable_aks = [c for c in aks if c.key is not None]
+    if not usable_aks:
+        # Two keys run together: each half may be either key.
+        usable_aks = [c for c in usable_eks if c.label.endswith("half")]
+    if not frames.ciphered:
+        return _no_ciphered(frames, details)
+    if not usable_eks:
+        return KeyReport("key format wrong: no usable encryption key (--key)", False, details)
+    sample = frames.ciphered[:MAX_FRAMES]
+    results = [
+        _try(ek, ak, sample)
+        for ek in usable_eks
+        for ak in (usable_aks or [None])  # type: ignore[list-item]
+    ]
+    best = max(results, key=lambda r: r.score)
+    report = _verdict(best, results, frames, len(sample), details)
+    problems = [c.problem for c in eks + aks if c.problem]
+    if not report.ok and problems and not best.swapped:
+        # A key that is not even well-formed explains the failure first.
+        report.details.insert(0, f"(with the keys as given: {report.verdict})")
+        report.verdict = f"key format wrong: {problems[0]}"
+    return report
+
+
+def _label(option: str, index: int, all_given: list[str]) -> str:
+    return f"{option} #{index}" if len(all_given) > 1 else option
+
+
+def _frame_details(frames: Frames, auth_given: bool) -> list[str]:
+    if not frames.ciphered:
+        return []
+    first = frames.ciphered[0]
+    title = decode_system_title(first.system_title)
+    maker = f"; maker {title.maker or 'unknown'} ({title.flag})" if title.flag else ""
+    control = first.security_control
+    lines = [f"frames: {len(frames.ciphered)} ciphered APDUs{maker}"]
+    if frames.damaged:
+        lines.append(f"frames: {frames.damaged} damaged frames skipped")
+    if first.authenticated and first.encrypted:
+        lines.append(
+            f"security control 0x{control:02X}: authenticated and encrypted. Decrypting needs"
+            " the encryption key (--key); verifying the 12-byte tag also needs the"
+            " authentication key (--auth-key)"
+        )
+    elif first.encrypted:
+        lines.append(
+            f"security control 0x{control:02X}: encrypted, no authentication tag. Only the"
+            " encryption key is needed; a wrong key shows as plaintext that does not parse"
+        )
+        if auth_given:
+            lines.append("--auth-key is not needed for these frames (nothing to verify)")
+    elif first.authenticated:
+        lines.append(
+            f"security control 0x{control:02X}: authenticated only (data in clear); the tag"
+            " needs both keys"
+        )
+    return lines
+
+
+def _no_ciphered(frames: Frames, details: list[str]) -> KeyReport:
+    if frames.plain_pushes:
+        verdict = "no key needed: the frames are not encrypted"
+        return KeyReport(verdict, True, details)
+    found = "damaged frames only" if frames.damaged else "no ciphered push message"
+    return KeyReport(
+        f"nothing to check: {found} in the input (run 'amsread explain' on it)", False, details
+    )
+
+
+def _verdict(
+    best: Result, results: list[Result], frames: Frames, tried: int, details: list[str]
+) -> KeyReport:
+    which = _which(best, results)
+    intact = (
+        "the frames passed their checksum, so they arrived intact: the key is the likely cause"
+        if frames.checked
+        else "a bare APDU has no checksum: check that it was copied completely"
+    )
+    if best.sample:
+        details.append(f"decrypted: {best.sample}")
+    if best.verified:
+        details.append(f"tag verified on {best.verified} of {tried} frames")
+        return KeyReport(f"keys OK{which}", True, details + _damaged_note(best, tried))
+    if best.swapped:
+        details.append(f"the tag verifies on {best.swapped} of {tried} frames only swapped")
+        return KeyReport(
+            f"keys swapped{which}: --key is the authentication key and --auth-key the"
+            " encryption key; exchange them",
+            False,
+            details,
+        )
+    if best.decrypts and best.tag_failed:
+        return KeyReport(
+            f"encryption key OK{which}, authentication key wrong: the data decrypts to a"
+            " valid push but the tag does not verify",
+            False,
+            details,
+        )
+    if best.decrypts:
+        first = frames.ciphered[0]
+        verdict = f"key OK{which}: decryption gives a valid push"
+        if first.authenticated and best.ak is None:
+            verdict = f"encryption key OK{which}; tag not checked: add --auth-key to verify it"
+        return KeyReport(verdict, True, details + _damaged_note(best, tried))
+    swapped_ek = _auth_key_decrypts(results, frames.ciphered[:MAX_FRAMES])
+    if swapped_ek:
+        return KeyReport(
+            "keys mixed up: the value given as --auth-key is the encryption key; the"
+            " value given as --key is not the authentication key",
+            False,
+            details,
+        )
+    details.append(intact)
+    return KeyReport("encryption key wrong or damaged frame", False, details)
+
+
+def _which(best: Result, results: list[Result]) -> str:
+    alternative = best.ek.alternative or (best.ak is not None and best.ak.alternative)
+    if len(results) == 1 and not alternative:
+        return ""
+    pair = best.ek.label + (f" with {best.ak.label}" if best.ak else "")
+    return f" ({pair} works)"
+
+
+def _damaged_note(best: Result, tried: int) -> list[str]:
+    bad = best.tag_failed + best.garbage
+    if best.verified and bad:
+        return [f"{bad} of {tried} frames did not verify: damaged frames, the key is right"]
+    return []
+
+
+def _auth_key_decrypts(results: list[Result], frames: list[Ciphered]) -> bool:
+    """True if some authentication key, used as the encryption key, decrypts the frames."""
+    auth_keys = {r.ak.key for r in results if r.ak is not None and r.ak.key is not None}
+    return any(_decrypt_only(key, c) for key in auth_keys for c in frames if c.encrypted)
+
+
+def render_report(report: KeyReport) -> str:
+    lines = [report.verdict]
+    lines += [f"  {line}" for line in report.details]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,287 @@
+"""Which link layer turns the bytes from the line into messages, sans I/O.
+
+* ``hdlc``: HDLC frames (IEC 62056-46), segmented frames joined;
+* ``mbus``: wired M-Bus long frames carrying DLMS transport segments;
+* ``raw``: hex text, one message per line (an APDU, optionally after the LLC
+  header), as some gateways deliver it;
+* ``auto``: feeds the same bytes to the HDLC and the M-Bus framer and locks
+  onto whichever first yields a checksum-valid frame, saying which with an
+  info-level ``Notice``.
+
+Every link hands up ``LinkMessage`` (one whole message, or a valid frame with
+nothing to decode, named in ``skip``), ``Rejected`` and ``Notice`` events.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from amsread.errors import UsageError
+from amsread.events import Notice, Rejected, Skipped
+from amsread.hdlc import HdlcMessageEvent, HdlcReassembler
+from amsread.mbus import MbusFrame, MbusMessage, MbusMessageEvent, MbusReassembler
+
+FRAMINGS = ("auto", "hdlc", "mbus", "raw")
+LABELS = {"hdlc": "HDLC", "mbus": "M-Bus", "raw": "hex lines"}
+#: Events each candidate may hold while auto-detection is undecided.
+MAX_HELD = 64
+#: Longest line the raw link accepts (hex digits and separators).
+MAX_LINE = 64 * 1024
+#: Kept of rejected bytes, for diagnostics.
+MAX_REJECTED_KEEP = 64
+
+
+@dataclass(frozen=True, slots=True)
+class LinkMessage:
+    """One message from the link layer.
+
+    ``payload`` is the APDU, maybe after an LLC header. ``skip`` is set instead
+    for valid frames that carry nothing to decode, and names them. ``frames``
+    counts the frames it took; ``checked`` is False for frames no checksum
+    protects (an M-Bus ``E5``) or protects too weakly to tell the framing from
+    noise (an M-Bus short frame): they do not count as evidence of it.
+    """
+
+    payload: bytes
+    frames: int = 1
+    skip: str | None = None
+    checked: bool = True
+
+
+LinkEvent = LinkMessage | Rejected | Notice
+
+
+class Link(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]: ...
+
+    def close(self) -> list[LinkEvent]: ...
+
+
+class HdlcLink:
+    """HDLC frames, segmented ones joined."""
+
+    name = "hdlc"
+
+    def __init__(self) -> None:
+        self.reassembler = HdlcReassembler()
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]:
+        return [_from_hdlc(e) for e in self.reassembler.feed(data)]
+
+    def close(self) -> list[LinkEvent]:
+        return [_from_hdlc(e) for e in self.reassembler.close()]
+
+
+def _from_hdlc(event: HdlcMessageEvent) -> LinkEvent:
+    if isinstance(event, Rejected):
+        return event
+    if isinstance(event, Skipped):
+        return LinkMessage(b"", skip=event.what)
+    if not event.information:
+        return LinkMessage(b"", skip=f"{event.control_name} frame without information field")
+    return LinkMessage(event.information, event.segments)
+
+
+class MbusLink:
+    """Wired M-Bus long frames, DLMS transport segments joined."""
+
+    name = "mbus"
+
+    def __init__(self) -> None:
+        self.reassembler = MbusReassembler()
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]:
+        return [_from_mbus(e) for e in self.reassembler.feed(data)]
+
+    def close(self) -> list[LinkEvent]:
+        return [_from_mbus(e) for e in self.reassembler.close()]
+
+
+def _from_mbus(event: MbusMessageEvent) -> LinkEvent:
+    if isinstance(event, Rejected | Notice):
+        return event
+    if isinstance(event, Skipped):
+        return LinkMessage(b"", skip=event.what)
+    if isinstance(event, MbusFrame):
+        # Only a long frame is evidence of M-Bus: random noise holds a valid
+        # short frame (10 C A CS 16) once in 16 MiB, and an ACK is one byte.
+        return LinkMessage(b"", skip=event.describe(), checked=event.kind == "long")
+    assert isinstance(event, MbusMessage)
+    return LinkMessage(event.apdu, event.frames)
+
+
+_HEX_NOISE = re.compile(rb"0[xX]|[\s:,;\-_]|\\x")
+_NOT_HEX = re.compile(rb"[^0-9a-fA-F]")
+
+
+class RawLink:
+    """Hex text, one message per line; ``#`` starts a comment."""
+
+    name = "raw"
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        # Bytes of an overlong line still to be dropped, up to its newline.
+        self._skipping = False
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]:
+        buf = self._buf
+        buf += data
+        out: list[LinkEvent] = []
+        start = 0
+        while (newline := buf.find(b"\n", start)) >= 0:
+            if self._skipping:
+                self._skipping = False
+                out.append(_overlong(newline - start, bytes(buf[start : start + 16])))
+            else:
+                self._line(bytes(buf[start:newline]), out)
+            start = newline + 1
+        del buf[:start]
+        if len(buf) > MAX_LINE:
+            if not self._skipping:
+                out.append(_overlong(len(buf), bytes(buf[:MAX_REJECTED_KEEP])))
+            self._skipping = True
+            buf.clear()
+        return out
+
+    def close(self) -> list[LinkEvent]:
+        out: list[LinkEvent] = []
+        if self._buf and not self._skipping:
+            self._line(bytes(self._buf), out)
+        self._buf.clear()
+        self._skipping = False
+        return out
+
+    @staticmethod
+    def _line(line: bytes, out: list[LinkEvent]) -> None:
+        compact = _HEX_NOISE.sub(b"", line.split(b"#", 1)[0])
+        if not compact:
+            return
+        bad = _NOT_HEX.search(compact)
+        if bad or len(compact) % 2:
+            why = (
+                f"unexpected character {bad.group().decode('latin-1')!r}"
+                if bad
+                else f"odd number of hex digits ({len(compact)})"
+            )
+            detail = f"not a line of hex: {why}"
+            out.append(Rejected("bad_hex", len(line), line[:MAX_REJECTED_KEEP], detail))
+            return
+        out.append(LinkMessage(bytes.fromhex(compact.decode("ascii"))))
+
+
+def _overlong(size: int, head: bytes) -> Rejected:
+    detail = f"a line longer than {MAX_LINE} characters is no single message"
+    return Rejected("bad_hex", size, head, detail)
+
+
+class AutoLink:
+    """Tries HDLC and M-Bus on the same bytes; locks onto the first that works.
+
+    Until a candidate yields a checksum-valid frame, each candidate's events
+    are held. On lock the winner's held events (garbage before the first
+    frame included) are handed up after a ``framing_detected`` notice, and
+    the other candidate is dropped. Undecided at the end of the stream, or
+    with too many events held, the candidate whose rejections look more like
+    damaged frames of its kind reports them.
+    """
+
+    def __init__(self) -> None:
+        self._candidates: dict[str, Link] = {"hdlc": HdlcLink(), "mbus": MbusLink()}
+        self._held: dict[str, list[LinkEvent]] = {name: [] for name in self._candidates}
+        self._locked: Link | None = None
+        self._head = bytearray()
+        self._hinted = False
+
+    @property
+    def name(self) -> str:
+        return self._locked.name if self._locked is not None else "auto"
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]:
+        if self._locked is not None:
+            return self._locked.feed(data)
+        if len(self._head) < MAX_REJECTED_KEEP:
+            self._head += bytes(data[: MAX_REJECTED_KEEP - len(self._head)])
+        for name, link in self._candidates.items():
+            self._held[name] += link.feed(data)
+        return self._decide(final=False)
+
+    def close(self) -> list[LinkEvent]:
+        if self._locked is not None:
+            return self._locked.close()
+        for name, link in self._candidates.items():
+            self._held[name] += link.close()
+        return self._decide(final=True)
+
+    def _decide(self, *, final: bool) -> list[LinkEvent]:
+        frames = {name: _frames(held) for name, held in self._held.items()}
+        best = max(frames, key=lambda name: frames[name])
+        if frames[best]:
+            self._locked = self._candidates[best]
+            notice = Notice(
+                "framing_detected",
+                f"{LABELS[best]} framing detected from the first checksum-valid frames",
+                "info",
+            )
+            return [notice, *self._release(best)]
+        if final or any(len(held) > MAX_HELD for held in self._held.values()):
+            return self._hint() + self._release(self._plausible())
+        return []
+
+    def _release(self, name: str) -> list[LinkEvent]:
+        out = self._held[name]
+        self._held = {key: [] for key in self._candidates}
+        return out
+
+    def _plausible(self) -> str:
+        """The candidate whose rejections look most like damaged frames of its kind."""
+        damaged = {
+            name: sum(1 for e in held if isinstance(e, Rejected) and e.reason != "garbage")
+            for name, held in self._held.items()
+        }
+        return max(damaged, key=lambda name: damaged[name])
+
+    def _hint(self) -> list[LinkEvent]:
+        compact = _HEX_NOISE.sub(b"", bytes(self._head))
+        if self._hinted or len(compact) < 8 or _NOT_HEX.search(compact):
+            return []
+        self._hinted = True
+        return [
+            Notice(
+                "hex_text",
+                "the input looks like hex text, not bytes from the line: use --framing raw"
+                " (one message per line) or 'amsread decode --file'",
+                "warning",
+            )
+        ]
+
+
+def _frames(events: list[LinkEvent]) -> int:
+    return sum(1 for e in events if isinstance(e, LinkMessage) and e.checked)
+
+
+def make_link(framing: str) -> Link:
+    """The link layer for a ``--framing`` choice."""
+    links: dict[str, type[HdlcLink | MbusLink | RawLink | AutoLink]] = {
+        "auto": AutoLink,
+        "hdlc": HdlcLink,
+        "mbus": MbusLink,
+        "raw": RawLink,
+    }
+    if framing not in links:
+        raise UsageError(f"unknown framing {framing!r}: choose one of {', '.join(FRAMINGS)}")
+    return links[framing]()
+
+
+def framing_for_hex(data: bytes) -> str:
+    """Pick the framing of one hex input by its first byte: 7E HDLC, 68 M-Bus, else raw."""
+    if data[:1] == b"\x7e":
+        return "hdlc"
+    if data[:1] == b"\x68":
+        return "mbus"
+    return "raw"
