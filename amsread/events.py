@@ -5,11 +5,16 @@ line that made no valid frame; ``Failure`` is a frame that was valid on the
 line but could not be turned into readings; ``Skipped`` is a valid frame that
 carries no push (client/server traffic, link-layer frames); ``Notice`` says
 something about the stream that is no fault (the framing detected, a meter quirk).
+
+The pipeline's messages are ``LazyMessage``s: the same as a ``Message``, their
+``Reading`` objects made only when something reads ``readings``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -40,6 +45,105 @@ class Message:
             if reading.name in ("meter_id", "meter_number", "meter_serial"):
                 return None if reading.value is None else str(reading.value)
         return None
+
+    @property
+    def reading_count(self) -> int:
+        """``len(readings)``, without building the readings of a ``LazyMessage``."""
+        return len(self.readings)
+
+
+#: A reading's fixed part: (obis, name, unit).
+Label = tuple[str | None, str | None, str | None]
+#: Reading names whose value is the meter's id (as in ``Message.meter_id``).
+METER_ID_NAMES = ("meter_id", "meter_number", "meter_serial")
+
+
+class ReadingLabels:
+    """The fixed part of the readings of one list layout: (obis, name, unit) of each, in order.
+
+    One object per layout, shared by all its messages and compared by
+    identity, so a consumer can keep what it derives from the labels (a JSON
+    template, which readings are voltages) per layout for one dict lookup.
+    """
+
+    __slots__ = ("labels", "meter_id_index")
+
+    def __init__(self, labels: Sequence[Label]) -> None:
+        self.labels: tuple[Label, ...] = tuple(labels)
+        #: Index of the first reading named like a meter id, or -1.
+        self.meter_id_index = next(
+            (i for i, (_, name, _) in enumerate(self.labels) if name in METER_ID_NAMES), -1
+        )
+
+
+#: The storage of ``Message.readings``, beneath ``LazyMessage``'s property of that name.
+_READINGS_SLOT: Any = Message.__dict__["readings"]
+
+
+class LazyMessage(Message):
+    """A ``Message`` whose ``Reading`` objects are made when something reads them.
+
+    The readings plan (``readings.py``) gives each message the layout's labels
+    and the values; the JSON-lines writer and the plausibility checks work on
+    those, so a replay makes no ``Reading`` objects at all (30-odd a message,
+    ~7 µs). Reading ``readings`` builds the list once; from then on (``values``
+    is None) the message is an ordinary ``Message``. Equality and ``repr`` are
+    ``Message``'s: a LazyMessage equals the Message it stands for.
+    """
+
+    __slots__ = ("labels", "values")
+    labels: ReadingLabels | None
+    #: The readings' values in order; None once ``readings`` is built.
+    values: tuple[Any, ...] | None
+
+    def defer(self, labels: ReadingLabels, values: tuple[Any, ...]) -> None:
+        """Set the readings as labels and values, to be built when first read."""
+        if len(labels.labels) != len(values):
+            raise ValueError(f"{len(labels.labels)} labels for {len(values)} values")
+        self.labels, self.values = labels, values
+
+    @property
+    def readings(self) -> list[Reading]:
+        if self.values is not None:
+            assert self.labels is not None
+            self.readings = [
+                Reading(obis, name, value, unit)
+                for (obis, name, unit), value in zip(self.labels.labels, self.values, strict=True)
+            ]
+        readings: list[Reading] = _READINGS_SLOT.__get__(self)
+        return readings
+
+    @readings.setter
+    def readings(self, readings: list[Reading]) -> None:
+        _READINGS_SLOT.__set__(self, readings)
+        self.labels = self.values = None
+
+    @property
+    def meter_id(self) -> str | None:
+        if self.values is None or self.labels is None:
+            return super().meter_id
+        index = self.labels.meter_id_index
+        value = self.values[index] if index >= 0 else None
+        return None if value is None else str(value)
+
+    @property
+    def reading_count(self) -> int:
+        return len(self.values) if self.values is not None else len(self.readings)
+
+    def __eq__(self, other: object) -> bool:
+        # Message's generated __eq__ wants both of exactly one class.
+        if not isinstance(other, Message):
+            return NotImplemented
+        return _field_values(self) == _field_values(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like Message
+
+    def __repr__(self) -> str:
+        return repr(Message(*_field_values(self)))
+
+
+def _field_values(message: Message) -> tuple[Any, ...]:
+    return tuple(getattr(message, f.name) for f in fields(Message))
 
 
 @dataclass(frozen=True, slots=True)

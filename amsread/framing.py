@@ -15,13 +15,15 @@ nothing to decode, named in ``skip``), ``Rejected`` and ``Notice`` events.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Generic, Protocol
 
 from amsread.errors import UsageError
 from amsread.events import Notice, Rejected, Skipped
-from amsread.hdlc import HdlcMessageEvent, HdlcReassembler
+from amsread.hdlc import HdlcFrame, HdlcMessageEvent, HdlcReassembler
 from amsread.mbus import MbusFrame, MbusMessage, MbusMessageEvent, MbusReassembler
+from amsread.reassembly import M, Reassembler
 
 FRAMINGS = ("auto", "hdlc", "mbus", "raw")
 LABELS = {"hdlc": "HDLC", "mbus": "M-Bus", "raw": "hex lines"}
@@ -62,44 +64,52 @@ class Link(Protocol):
     def close(self) -> list[LinkEvent]: ...
 
 
-class HdlcLink:
+class _JoinedLink(Generic[M]):
+    """A reassembler's events (``M``: its messages), each turned into a link event."""
+
+    name: str
+
+    def __init__(
+        self,
+        reassembler: Reassembler[Any, M],
+        link_event: Callable[[M | Rejected | Skipped], LinkEvent],
+    ) -> None:
+        self.reassembler = reassembler
+        self._link_event = link_event
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]:
+        return [self._link_event(e) for e in self.reassembler.feed(data)]
+
+    def close(self) -> list[LinkEvent]:
+        return [self._link_event(e) for e in self.reassembler.close()]
+
+
+class HdlcLink(_JoinedLink[HdlcFrame]):
     """HDLC frames, segmented ones joined."""
 
     name = "hdlc"
 
     def __init__(self) -> None:
-        self.reassembler = HdlcReassembler()
-
-    def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]:
-        return [_from_hdlc(e) for e in self.reassembler.feed(data)]
-
-    def close(self) -> list[LinkEvent]:
-        return [_from_hdlc(e) for e in self.reassembler.close()]
+        super().__init__(HdlcReassembler(), _from_hdlc)
 
 
 def _from_hdlc(event: HdlcMessageEvent) -> LinkEvent:
-    if isinstance(event, Rejected):
-        return event
+    if isinstance(event, HdlcFrame):
+        if event.information:
+            return LinkMessage(event.information, event.segments)
+        return LinkMessage(b"", skip=f"{event.control_name} frame without information field")
     if isinstance(event, Skipped):
         return LinkMessage(b"", skip=event.what)
-    if not event.information:
-        return LinkMessage(b"", skip=f"{event.control_name} frame without information field")
-    return LinkMessage(event.information, event.segments)
+    return event
 
 
-class MbusLink:
+class MbusLink(_JoinedLink[MbusMessage | MbusFrame | Notice]):
     """Wired M-Bus long frames, DLMS transport segments joined."""
 
     name = "mbus"
 
     def __init__(self) -> None:
-        self.reassembler = MbusReassembler()
-
-    def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]:
-        return [_from_mbus(e) for e in self.reassembler.feed(data)]
-
-    def close(self) -> list[LinkEvent]:
-        return [_from_mbus(e) for e in self.reassembler.close()]
+        super().__init__(MbusReassembler(), _from_mbus)
 
 
 def _from_mbus(event: MbusMessageEvent) -> LinkEvent:

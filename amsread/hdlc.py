@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 from amsread.crc import crc16_x25
 from amsread.events import Rejected, Skipped
+from amsread.reassembly import Reassembler, segment_lost
+from amsread.scanning import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
+from amsread.scanning import Scanner
 
 FLAG = 0x7E
 #: The 11-bit length field caps a frame at 2047 bytes between the flags.
@@ -31,8 +34,6 @@ MAX_FRAME = 0x7FF
 MAX_BUFFER = MAX_FRAME + 2
 #: Format, two shortest addresses, control and a checksum.
 MIN_FRAME = 7
-#: Kept of a rejected region, for diagnostics; the rest is only counted.
-MAX_REJECTED_KEEP = 64
 #: Largest information field a segmented message may add up to; longer ones are dropped.
 MAX_MESSAGE = 8 * 1024
 
@@ -95,28 +96,25 @@ def strip_llc(information: bytes) -> bytes:
 
 def _address_end(buf: bytearray, i: int, limit: int) -> int:
     """Index after the address starting at ``i``; -1 if incomplete, -2 if invalid."""
+    if i < limit and buf[i] & 0x01:
+        return i + 1  # one byte, as most meters send it
+    # The extension bit (bit 0) ends an address of 1, 2 or 4 bytes, never 3.
     for j in range(i, i + 4):
         if j >= limit:
             return -1
         if buf[j] & 0x01:
-            size = j - i + 1
-            return j + 1 if size != 3 else -2
+            return j + 1 if j - i != 2 else -2
     return -2
 
 
-class HdlcFramer:
+# What _header() found at a flag.
+_OK, _WAIT, _BAD, _BAD_HCS = range(4)
+_WAIT_MORE = (_WAIT, 0, 0, 0)
+_NO_FRAME = (_BAD, 0, 0, 0)
+
+
+class HdlcFramer(Scanner[HdlcFrame]):
     """Finds HDLC frames in a byte stream. Feed it bytes, get events back."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        # Bytes at the head of the buffer that belong to a frame already rejected.
-        self._covered = 0
-        self._garbage_size = 0
-        self._garbage_head = bytearray()
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[HdlcEvent]:
         buf = self._buf
@@ -127,24 +125,23 @@ class HdlcFramer:
         while pos < n:
             start = buf.find(FLAG, pos)
             if start < 0:
-                self._garbage(events, pos, n)
+                self._garbage(pos, n)
                 pos = n
                 break
             if start > pos:
-                self._garbage(events, pos, start)
+                self._garbage(pos, start)
             pos = start
-            status, header_end = self._header(buf, start, n)
-            if status == "wait":
+            status, dest_end, src_end, header_end = self._header(buf, start, n)
+            if status == _WAIT:
                 break
-            if status == "bad":
+            if status == _BAD:
                 pos = start + 1
                 continue
-            if status == "bad_hcs":
+            if status == _BAD_HCS:
                 self._reject(events, "bad_hcs", start, header_end, "header checksum mismatch")
                 pos = start + 1
                 continue
-            length = ((buf[start + 1] & 0x07) << 8) | buf[start + 2]
-            end = start + 1 + length
+            end = start + 1 + (((buf[start + 1] & 0x07) << 8) | buf[start + 2])
             if end > n:
                 break
             if crc16_x25(buf[start + 1 : end - 2]) != buf[end - 2] | (buf[end - 1] << 8):
@@ -152,10 +149,11 @@ class HdlcFramer:
                 pos = start + 1
                 continue
             self._flush_garbage(events)
-            events.append(self._frame(buf, start, header_end, end))
+            # One copy of the frame out of the buffer; its fields are cut from that.
+            raw = bytes(buf[start:end])
+            events.append(self._frame(raw, dest_end - start, src_end - start, header_end - start))
             pos = end
-        del buf[:pos]
-        self._covered = max(0, self._covered - pos)
+        self._consume(pos)
         return events
 
     def close(self) -> list[HdlcEvent]:
@@ -167,10 +165,10 @@ class HdlcFramer:
         buf = self._buf
         events: list[HdlcEvent] = []
         while buf.strip(b"\x7e"):
-            status, _ = self._header(buf, 0, len(buf)) if buf[0] == FLAG else ("bad", 0)
+            status = self._header(buf, 0, len(buf))[0] if buf[0] == FLAG else _BAD
             inner = buf.find(FLAG, 1)
             end = inner if inner > 0 else len(buf)
-            if status == "ok" and len(buf) > MIN_FRAME:
+            if status == _OK and len(buf) > MIN_FRAME:
                 length = ((buf[1] & 0x07) << 8) | buf[2]
                 missing = length + 1 - len(buf)
                 self._reject(
@@ -181,72 +179,65 @@ class HdlcFramer:
                     f"the stream ended {missing} byte(s) before the end of this frame",
                 )
             else:
-                self._garbage(events, 1 if buf[0] == FLAG else 0, end)
+                self._garbage(1 if buf[0] == FLAG else 0, end)
             # Flags are idle fill, not garbage; what follows is scanned afresh.
-            del buf[:end]
-            self._covered = max(0, self._covered - end)
+            self._consume(end)
             events += self.feed(b"")
-        self._flush_garbage(events)
-        buf.clear()
-        self._covered = 0
+        self._finish(events)
         return events
 
     # -- parsing helpers -------------------------------------------------
 
     @staticmethod
-    def _header(buf: bytearray, start: int, n: int) -> tuple[str, int]:
+    def _header(buf: bytearray, start: int, n: int) -> tuple[int, int, int, int]:
         """Check the frame header at ``start``.
 
-        Returns ("ok", index after control/HCS), ("wait", 0) if more bytes are
-        needed, ("bad", 0) if no frame starts here, ("bad_hcs", header end).
+        Returns (_OK, end of destination, end of source, index after
+        control/HCS); (_WAIT, …) if more bytes are needed, (_BAD, …) if no
+        frame starts here, (_BAD_HCS, …, header end) for a header checksum
+        mismatch.
         """
         if n - start < 3:
-            return "wait", 0
+            return _WAIT_MORE
         if buf[start + 1] & 0xF0 != 0xA0:
-            return "bad", 0
+            return _NO_FRAME
         length = ((buf[start + 1] & 0x07) << 8) | buf[start + 2]
         if length < MIN_FRAME:
-            return "bad", 0
+            return _NO_FRAME
         dest_end = _address_end(buf, start + 3, n)
         if dest_end < 0:
-            return ("wait", 0) if dest_end == -1 else ("bad", 0)
+            return _WAIT_MORE if dest_end == -1 else _NO_FRAME
         src_end = _address_end(buf, dest_end, n)
         if src_end < 0:
-            return ("wait", 0) if src_end == -1 else ("bad", 0)
+            return _WAIT_MORE if src_end == -1 else _NO_FRAME
         control_end = src_end + 1
         header_len = control_end - (start + 1)
         if length == header_len + 2:
-            return "ok", control_end
+            return _OK, dest_end, src_end, control_end
         if length < header_len + 5:
-            return "bad", 0
+            return _NO_FRAME
         if n < control_end + 2:
-            return "wait", 0
+            return _WAIT_MORE
         hcs = buf[control_end] | (buf[control_end + 1] << 8)
         if crc16_x25(buf[start + 1 : control_end]) != hcs:
-            return "bad_hcs", control_end + 2
-        return "ok", control_end + 2
+            return _BAD_HCS, dest_end, src_end, control_end + 2
+        return _OK, dest_end, src_end, control_end + 2
 
     @staticmethod
-    def _frame(buf: bytearray, start: int, header_end: int, end: int) -> HdlcFrame:
-        dest_end = _address_end(buf, start + 3, end)
-        src_end = _address_end(buf, dest_end, end)
-        length = ((buf[start + 1] & 0x07) << 8) | buf[start + 2]
-        has_info = length > (src_end + 1 - (start + 1)) + 2
-        return HdlcFrame(
-            segmented=bool(buf[start + 1] & 0x08),
-            destination=bytes(buf[start + 3 : dest_end]),
-            source=bytes(buf[dest_end:src_end]),
-            control=buf[src_end],
-            information=bytes(buf[header_end : end - 2]) if has_info else b"",
-            raw=bytes(buf[start:end]),
-        )
+    def _frame(raw: bytes, dest_end: int, src_end: int, header_end: int) -> HdlcFrame:
+        """The frame in ``raw`` (flag to FCS), given where its header parts end."""
+        # Positional: keywords cost a third more, on every frame. An empty
+        # information field when there is none (header_end == len(raw) - 2).
+        segmented = bool(raw[1] & 0x08)
+        destination, source, control = raw[3:dest_end], raw[dest_end:src_end], raw[src_end]
+        return HdlcFrame(segmented, destination, source, control, raw[header_end:-2], raw)
 
     def _reject_fcs(self, events: list[HdlcEvent], start: int, end: int) -> None:
         """Tell a frame cut short by the next one from one damaged in place."""
         buf = self._buf
         inner = buf.find(FLAG, start + 1, end)
         while inner >= 0:
-            if self._header(buf, inner, len(buf))[0] == "ok":
+            if self._header(buf, inner, len(buf))[0] == _OK:
                 actual = inner - start - 1 - (1 if buf[inner - 1] == FLAG else 0)
                 length = end - start - 1
                 self._reject(
@@ -269,36 +260,11 @@ class HdlcFramer:
             f"frame checksum mismatch: computed {computed:04X}, received {received:04X}",
         )
 
-    def _reject(
-        self, events: list[HdlcEvent], reason: str, start: int, end: int, detail: str
-    ) -> None:
-        self._flush_garbage(events)
-        data = bytes(self._buf[start : min(end, start + MAX_REJECTED_KEEP)])
-        events.append(Rejected(reason, end - start, data, detail))
-        self._covered = max(self._covered, end)
 
-    def _garbage(self, events: list[HdlcEvent], start: int, end: int) -> None:
-        """Note skipped bytes not already part of a rejected frame.
-
-        A run of garbage is reported once, when it ends, however many feeds
-        it took: a serial port that delivers noise byte by byte gives one event.
-        """
-        start = max(start, self._covered)
-        if end <= start:
-            return
-        room = MAX_REJECTED_KEEP - len(self._garbage_head)
-        if room > 0:
-            # Only the garbage itself: bytes after ``end`` may be the next frame.
-            self._garbage_head += self._buf[start : min(end, start + room)]
-        self._garbage_size += end - start
-        self._covered = max(self._covered, end)
-
-    def _flush_garbage(self, events: list[HdlcEvent]) -> None:
-        if self._garbage_size:
-            head = bytes(self._garbage_head[:MAX_REJECTED_KEEP])
-            events.append(Rejected("garbage", self._garbage_size, head))
-            self._garbage_size = 0
-            self._garbage_head = bytearray()
+#: APDU tags a whole push can start with when a meter sends no LLC header: after
+#: damaged bytes, such a frame is taken as a message, not as a lost tail (if it
+#: were a tail, its APDU would fail to parse or to authenticate, never decode).
+_PUSH_APDU_TAGS = frozenset({0x0F, 0xDB, 0xDC, 0xE0})
 
 
 def _has_llc(information: bytes) -> bool:
@@ -316,7 +282,7 @@ def _next_send_number(frame: HdlcFrame) -> int | None:
     return None if number is None else (number + 1) & 0x07
 
 
-class HdlcReassembler:
+class HdlcReassembler(Reassembler[HdlcFrame, HdlcFrame]):
     """HDLC frames in, whole messages out: joins segmented frames.
 
     A segmented message is a run of frames from the same addresses with the
@@ -337,72 +303,46 @@ class HdlcReassembler:
     traffic they acknowledge segments.
     """
 
+    framer: HdlcFramer
+
     def __init__(self) -> None:
-        self.framer = HdlcFramer()
-        self._parts: list[HdlcFrame] = []
-        self._size = 0
-        # Set after a loss or damaged bytes: continuation segments that follow
-        # belong to a message that cannot be completed any more.
-        self._dropping = False
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held: the framer's buffer plus the partial message."""
-        return self.framer.buffered + self._size
-
-    def feed(self, data: bytes | bytearray | memoryview) -> list[HdlcMessageEvent]:
-        return self._reassemble(self.framer.feed(data))
-
-    def close(self) -> list[HdlcMessageEvent]:
-        """End of stream: a partial message left over is lost."""
-        out = self._reassemble(self.framer.close())
-        if self._parts:
-            self._lose(out, "the stream ended before its last segment")
-        self._dropping = False
-        return out
-
-    def _reassemble(self, events: list[HdlcEvent]) -> list[HdlcMessageEvent]:
-        out: list[HdlcMessageEvent] = []
-        for event in events:
-            if isinstance(event, Rejected):
-                out.append(event)
-                if self._parts:
-                    self._lose(out, f"a damaged frame ({event.reason}) came between its segments")
-                self._dropping = True
-            elif not event.information:
-                out.append(event)
-            else:
-                self._on_frame(event, out)
-        return out
+        super().__init__(HdlcFramer())
 
     def _on_frame(self, frame: HdlcFrame, out: list[HdlcMessageEvent]) -> None:
+        if not (self._frames or self._dropping or frame.segmented) or not frame.information:
+            # A frame sent whole, as most pushes are, or one that carries no message.
+            out.append(frame)
+            return
         first = _has_llc(frame.information)
-        if self._parts:
-            head = self._parts[0]
+        if self._frames:
+            head, previous = self._frames[0], self._frames[-1]
             if (frame.destination, frame.source) != (head.destination, head.source):
                 self._lose(out, "a frame from other addresses came between its segments")
             elif first:
                 self._lose(out, "a new message started before its last segment")
-            elif frame.raw == self._parts[-1].raw:
+            elif frame.raw == previous.raw:
                 self._lose(out, "a segment came twice")
-            elif (expected := _next_send_number(self._parts[-1])) not in (None, _send(frame)):
+            elif (expected := _next_send_number(previous)) not in (None, _send(frame)):
                 self._lose(out, f"segment N(S)={_send(frame)} came where N(S)={expected} was due")
-        if not self._parts:
+        if not self._frames:
             if first:
                 self._dropping = False
-            elif self._dropping:
+            elif self._dropping and not (
+                not frame.segmented and frame.information[0] in _PUSH_APDU_TAGS
+            ):
                 # The rest of a message already reported lost.
                 self._dropping = frame.segmented
                 out.append(Skipped("HDLC segment of a message already lost"))
                 return
             elif frame.segmented:
-                self._orphan(frame, out)
+                detail = "a continuation segment arrived without the segments before it"
+                out.append(segment_lost(frame, detail))
+                self._dropping = True
                 return
             if not frame.segmented:
                 out.append(frame)
                 return
-        self._parts.append(frame)
-        self._size += len(frame.information)
+        self._hold(frame, len(frame.information))
         if self._size > MAX_MESSAGE:
             self._lose(out, f"the segmented message grew beyond {MAX_MESSAGE} bytes")
             self._dropping = frame.segmented
@@ -410,8 +350,9 @@ class HdlcReassembler:
             out.append(self._joined())
 
     def _joined(self) -> HdlcFrame:
-        parts, last = self._parts, self._parts[-1]
-        message = HdlcFrame(
+        parts = self._take()
+        last = parts[-1]
+        return HdlcFrame(
             segmented=False,
             destination=last.destination,
             source=last.source,
@@ -420,18 +361,3 @@ class HdlcReassembler:
             raw=b"".join(p.raw for p in parts),
             segments=len(parts),
         )
-        self._parts, self._size = [], 0
-        return message
-
-    def _lose(self, out: list[HdlcMessageEvent], why: str) -> None:
-        parts = self._parts
-        size = sum(len(p.raw) for p in parts)
-        detail = f"{len(parts)} segment(s) of a message dropped: {why}"
-        out.append(Rejected("segments_lost", size, parts[0].raw[:MAX_REJECTED_KEEP], detail))
-        self._parts, self._size = [], 0
-        self._dropping = True
-
-    def _orphan(self, frame: HdlcFrame, out: list[HdlcMessageEvent]) -> None:
-        detail = "a continuation segment arrived without the segments before it"
-        out.append(Rejected("segments_lost", len(frame.raw), frame.raw[:MAX_REJECTED_KEEP], detail))
-        self._dropping = True

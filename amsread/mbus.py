@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from amsread.events import Notice, Rejected, Skipped
+from amsread.reassembly import Reassembler, segment_lost
+from amsread.scanning import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
+from amsread.scanning import Scanner
 
 LONG_START = 0x68
 SHORT_START = 0x10
@@ -46,8 +50,6 @@ MAX_BUFFER = MAX_FRAME
 MAX_MESSAGE = 8 * 1024
 #: Most segments one message may take: empty segments must not grow memory either.
 MAX_SEGMENTS = 256
-#: Kept of a rejected region, for diagnostics; the rest is only counted.
-MAX_REJECTED_KEEP = 64
 #: CI values of the DLMS/COSEM transport layer; others are no DLMS segments.
 TRANSPORT_CI_MAX = 0x1F
 LAST_SEGMENT = 0x10
@@ -91,8 +93,7 @@ MbusEvent = MbusFrame | Rejected
 _WAIT, _NONE, _BAD, _OK = range(4)
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
+class _Found(NamedTuple):  # a tuple: made for every frame, and cheaper than a dataclass
     status: int
     end: int = 0
     reason: str = ""
@@ -104,21 +105,13 @@ _MORE = _Found(_WAIT)
 _NOTHING = _Found(_NONE)
 
 
-class MbusFramer:
+class MbusFramer(Scanner[MbusFrame]):
     """Finds M-Bus frames in a byte stream. Feed it bytes, get events back."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        # Bytes at the head of the buffer that belong to a frame already rejected.
-        self._covered = 0
-        self._garbage_size = 0
-        self._garbage_head = bytearray()
+        super().__init__()
         # True right after a frame (or at the start): only there is a lone E5 an ACK.
         self._clean = True
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[MbusEvent]:
         self._buf += data
@@ -129,9 +122,7 @@ class MbusFramer:
         events = self._scan(final=True)
         if self._buf:
             self._garbage(0, len(self._buf))
-        self._flush_garbage(events)
-        self._buf.clear()
-        self._covered = 0
+        self._finish(events)
         self._clean = True
         return events
 
@@ -165,8 +156,7 @@ class MbusFramer:
                 events.append(self._frame(start, found.end, found.overflow))
                 self._clean = True
                 pos = found.end
-        del buf[:pos]
-        self._covered = max(0, self._covered - pos)
+        self._consume(pos)
         return events
 
     def _frame_at(self, start: int, n: int, final: bool) -> _Found:
@@ -284,31 +274,12 @@ class MbusFramer:
     def _reject(
         self, events: list[MbusEvent], reason: str, start: int, end: int, detail: str
     ) -> None:
-        self._flush_garbage(events)
-        data = bytes(self._buf[start : min(end, start + MAX_REJECTED_KEEP)])
-        events.append(Rejected(reason, end - start, data, detail))
-        self._covered = max(self._covered, end)
+        super()._reject(events, reason, start, end, detail)
         self._clean = False
 
     def _garbage(self, start: int, end: int) -> None:
-        """Note skipped bytes not already part of a rejected frame (reported when the run ends)."""
-        start = max(start, self._covered)
-        if end <= start:
-            return
-        room = MAX_REJECTED_KEEP - len(self._garbage_head)
-        if room > 0:
-            # Only the garbage itself: bytes after ``end`` may be the next frame.
-            self._garbage_head += self._buf[start : min(end, start + room)]
-        self._garbage_size += end - start
-        self._covered = max(self._covered, end)
+        super()._garbage(start, end)
         self._clean = False
-
-    def _flush_garbage(self, events: list[MbusEvent]) -> None:
-        if self._garbage_size:
-            head = bytes(self._garbage_head[:MAX_REJECTED_KEEP])
-            events.append(Rejected("garbage", self._garbage_size, head))
-            self._garbage_size = 0
-            self._garbage_head = bytearray()
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +297,7 @@ class MbusMessage:
 MbusMessageEvent = MbusMessage | MbusFrame | Rejected | Skipped | Notice
 
 
-class MbusReassembler:
+class MbusReassembler(Reassembler[MbusFrame, MbusMessage | MbusFrame | Notice]):
     """M-Bus frames in, DLMS APDUs out: joins transport-layer segments.
 
     Segment 0 starts a message; each next one must carry the next sequence
@@ -339,109 +310,62 @@ class MbusReassembler:
     ACKs, other CI values) pass through and interrupt nothing.
     """
 
+    framer: MbusFramer
+
     def __init__(self) -> None:
-        self.framer = MbusFramer()
-        self._parts: list[bytes] = []
-        self._frames: list[MbusFrame] = []
-        self._size = 0
+        super().__init__(MbusFramer())
         self._key: tuple[int | None, int, int] = (None, 0, 0)
         self._next = 0
-        # After a loss: drop segments until the next segment 0.
-        self._dropping = False
 
-    @property
-    def buffered(self) -> int:
-        return self.framer.buffered + self._size
-
-    def feed(self, data: bytes | bytearray | memoryview) -> list[MbusMessageEvent]:
-        return self._reassemble(self.framer.feed(data))
-
-    def close(self) -> list[MbusMessageEvent]:
-        out = self._reassemble(self.framer.close())
-        if self._parts:
-            self._lose(out, "the stream ended before its last segment")
-        self._dropping = False
-        return out
-
-    def _reassemble(self, events: list[MbusEvent]) -> list[MbusMessageEvent]:
-        out: list[MbusMessageEvent] = []
-        for event in events:
-            if isinstance(event, Rejected):
-                out.append(event)
-                if self._parts:
-                    self._lose(out, f"a damaged frame ({event.reason}) came between its segments")
-                # Segments after damaged bytes belong to a message already reported.
-                self._dropping = True
-                continue
-            if event.length_overflow:
-                out.append(_overflow_notice(event))
-            if event.is_transport_segment:
-                self._on_segment(event, out)
-            else:
-                out.append(event)
-        return out
+    def _on_frame(self, frame: MbusFrame, out: list[MbusMessageEvent]) -> None:
+        if frame.length_overflow:
+            out.append(_overflow_notice(frame))
+        if frame.is_transport_segment:
+            self._on_segment(frame, out)
+        else:
+            out.append(frame)
 
     def _on_segment(self, frame: MbusFrame, out: list[MbusMessageEvent]) -> None:
         ci = frame.ci or 0
         sequence, last = ci & SEQUENCE_MASK, bool(ci & LAST_SEGMENT)
         if len(frame.data) < 2:
-            if self._parts:
+            if self._frames:
                 self._lose(out, "a segment without its transport header came between its segments")
             detail = "DLMS segment too short for its transport header (STSAP, DTSAP)"
-            out.append(
-                Rejected("segments_lost", len(frame.raw), frame.raw[:MAX_REJECTED_KEEP], detail)
-            )
+            out.append(segment_lost(frame, detail))
             return
         key = (frame.address, frame.data[0], frame.data[1])
-        if self._parts:
+        if self._frames:
             if key != self._key:
                 self._lose(out, "a segment from another address came between its segments")
             elif sequence != self._next:
                 self._lose(out, f"segment {sequence} came where segment {self._next} was expected")
-        if not self._parts:
+        if not self._frames:
             if sequence != 0:
                 self._orphan(frame, sequence, out)
                 return
             self._dropping = False
             self._key = key
-        self._parts.append(frame.data[2:])
-        self._frames.append(frame)
-        self._size += len(frame.data) - 2
+        self._hold(frame, len(frame.data) - 2)
         self._next = (sequence + 1) & SEQUENCE_MASK
-        if self._size > MAX_MESSAGE or len(self._parts) > MAX_SEGMENTS:
+        if self._size > MAX_MESSAGE or len(self._frames) > MAX_SEGMENTS:
             self._lose(
                 out,
                 f"the segmented message grew beyond {MAX_MESSAGE} bytes or {MAX_SEGMENTS} segments",
             )
         elif last:
-            out.append(
-                MbusMessage(
-                    b"".join(self._parts), frame.address or 0, key[1], key[2], len(self._parts)
-                )
-            )
-            self._reset()
+            frames = self._take()
+            apdu = b"".join(f.data[2:] for f in frames)
+            out.append(MbusMessage(apdu, frame.address or 0, key[1], key[2], len(frames)))
 
     def _orphan(self, frame: MbusFrame, sequence: int, out: list[MbusMessageEvent]) -> None:
         if self._dropping:
             out.append(Skipped(f"M-Bus segment {sequence} of a message already lost"))
         else:
             detail = f"segment {sequence} arrived without the segments before it"
-            out.append(
-                Rejected("segments_lost", len(frame.raw), frame.raw[:MAX_REJECTED_KEEP], detail)
-            )
+            out.append(segment_lost(frame, detail))
         # Until the next segment 0, what comes belongs to this lost message.
         self._dropping = True
-
-    def _lose(self, out: list[MbusMessageEvent], why: str) -> None:
-        size = sum(len(f.raw) for f in self._frames)
-        head = self._frames[0].raw[:MAX_REJECTED_KEEP]
-        detail = f"{len(self._frames)} segment(s) of a message dropped: {why}"
-        out.append(Rejected("segments_lost", size, head, detail))
-        self._reset()
-        self._dropping = True
-
-    def _reset(self) -> None:
-        self._parts, self._frames, self._size = [], [], 0
 
 
 def _overflow_notice(frame: MbusFrame) -> Notice:

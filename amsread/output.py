@@ -14,12 +14,13 @@ import json
 import math
 import os
 import stat
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring
+from operator import attrgetter
 from typing import Any, Protocol, TextIO
 
 from amsread.errors import UsageError
-from amsread.events import Message, Reading
+from amsread.events import Label, LazyMessage, Message, Reading, ReadingLabels
 
 FORMATS = ("jsonl", "csv", "influx")
 TIME_SOURCES = ("meter", "host")
@@ -37,8 +38,31 @@ CSV_COLUMNS = (
 INFLUX_MEASUREMENT = "amsread"
 
 
+#: The last whole second iso_utc formatted, and its text up to the seconds.
+_last_second: tuple[float, str] = (math.nan, "")
+
+
 def iso_utc(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
+    """``datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")``.
+
+    The date and time of day are formatted once per second: a replay stamps
+    thousands of messages a second, and the datetime round trip was ~1 µs each.
+    """
+    global _last_second
+    # Microseconds as datetime.fromtimestamp takes them: the fraction rounded
+    # half to even (which round() does), carried into the seconds.
+    fraction, whole = math.modf(timestamp)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:
+        whole, micros = whole - 1, micros + 1_000_000
+    second, text = _last_second
+    if whole != second:
+        stamp = dt.datetime.fromtimestamp(whole, dt.UTC).replace(tzinfo=None)
+        text = stamp.isoformat(timespec="seconds")
+        _last_second = (whole, text)  # one tuple: safe to share between threads
+    return f"{text}.{micros // 1000:03d}+00:00"
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -64,61 +88,138 @@ class Writer(Protocol):
     def flush(self) -> None: ...
 
 
-#: Reading templates kept by a JsonlWriter (one per obis/name/unit seen).
-JSONL_TEMPLATES = 1024
+#: Reading layouts (labels and value types) a JsonlWriter keeps a template for.
+JSONL_TEMPLATES = 256
+#: Message heads (system title, list id, authentication, profile) it keeps.
+JSONL_HEADS = 64
+
+_LABEL = attrgetter("obis", "name", "unit")
+_VALUE = attrgetter("value")
+
+
+class _Template:
+    """The JSON of one reading layout, with a ``%s`` for each value.
+
+    Which values need more than ``str()`` to be their JSON text is known per
+    layout from the value types: ``str()`` of an exact int or a finite float is
+    its JSON (both are ``repr``); strings need quoting; anything else (None,
+    bools, subclasses) goes through the encoder.
+    """
+
+    __slots__ = ("floats", "others", "strings", "text")
+
+    def __init__(
+        self, labels: Sequence[Label], types: tuple[type, ...], dumps: Callable[[Any], str]
+    ) -> None:
+        def literal(value: str | None) -> str:
+            return dumps(value).replace("%", "%%")  # no % formatting inside a label
+
+        self.text = ",".join(
+            f'{{"obis":{literal(obis)},"name":{literal(name)},"value":%s,"unit":{literal(unit)}}}'
+            for obis, name, unit in labels
+        )
+        self.strings = tuple(i for i, kind in enumerate(types) if kind is str)
+        self.floats = tuple(i for i, kind in enumerate(types) if kind is float)
+        self.others = tuple(i for i, kind in enumerate(types) if kind not in (int, float, str))
 
 
 class JsonlWriter:
     """One JSON object per message, one line each.
 
-    The text is exactly ``json.dumps(message_dict(message))`` (compact, UTF-8),
-    but built faster: a meter sends the same OBIS codes, names and units in
-    every message, so each reading's JSON around its value is encoded once and
-    kept; only the values are encoded per message. Encoding dozens of small
-    dicts was the largest cost of a replay.
+    The text is exactly ``json.dumps(message_dict(message))`` (compact, UTF-8;
+    ``tests/test_jsonl_writer.py`` holds them equal), but built faster: a
+    meter sends the same OBIS codes, names and units in every message, so the
+    JSON around the values is kept per layout (``_Template``) and per message
+    head, and a message is two ``%`` formats of its values. A ``LazyMessage``
+    is written from its labels and values without building its readings.
+    Encoding dozens of small dicts was the largest cost of a replay.
     """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        self._templates: dict[tuple[str | None, str | None, str | None], tuple[str, str]] = {}
+        self._templates: dict[tuple[ReadingLabels | tuple[Label, ...], tuple[type, ...]], _Template]
+        self._templates = {}
+        self._heads: dict[tuple[object, ...], str] = {}
 
     def write(self, message: Message) -> None:
-        # message_dict stays the one schema; "readings" is its last key, so the
-        # encoded head ends with "[]}" and the readings go between the brackets.
-        head = self._dumps(message_dict(replace(message, readings=[])))
-        dumps, known = self._dumps, self._templates.get
-        parts = []
-        for reading in message.readings:  # one loop, no calls: the hot path of a replay
-            template = known((reading.obis, reading.name, reading.unit))
-            if template is None:
-                template = self._template(reading)
-            value = reading.value
-            kind = type(value)
-            if kind is int:
-                text = int.__repr__(value)
-            elif kind is float and math.isfinite(value):  # type: ignore[arg-type]
-                text = float.__repr__(value)
-            elif kind is str:
-                text = encode_basestring(value)  # type: ignore[arg-type]
-            elif value is None:
-                text = "null"
-            else:  # NaN, infinities, bools, subclasses: the encoder's own rules
-                text = dumps(value)
-            parts.append(f"{template[0]}{text}{template[1]}")
-        self._stream.write(f"{head[:-2]}{','.join(parts)}]}}\n")
+        layout: ReadingLabels | tuple[Label, ...]
+        values: Sequence[Any]
+        if type(message) is LazyMessage and message.values is not None:
+            assert message.labels is not None  # set together with the values
+            layout, values = message.labels, message.values  # no Reading objects needed
+        else:
+            readings = message.readings
+            layout, values = tuple(map(_LABEL, readings)), tuple(map(_VALUE, readings))
+        # A ReadingLabels is hashed by identity (cheap), a tuple of labels by content.
+        key = (layout, tuple(map(type, values)))
+        template = self._templates.get(key)
+        if template is None:
+            template = self._template(layout, key[1])
+        texts = list(values)
+        dumps = self._dumps
+        for i in template.strings:
+            texts[i] = encode_basestring(texts[i])
+        for i in template.floats:
+            if not math.isfinite(texts[i]):
+                texts[i] = dumps(texts[i])  # NaN and infinities, as json.dumps writes them
+        for i in template.others:
+            texts[i] = dumps(texts[i])
+        head = self._heads.get(
+            (message.system_title, message.list_id, message.authenticated, message.profile)
+        )
+        if head is None:
+            head = self._head(message)
+        self._stream.write(
+            head
+            % (
+                encode_basestring(iso_utc(message.received_at)),
+                self._scalar(message.meter_time),
+                self._scalar(message.invocation_counter),
+                template.text % tuple(texts),
+            )
+        )
 
-    def _template(self, reading: Reading) -> tuple[str, str]:
-        """The reading's JSON before and after its value."""
+    def _scalar(self, value: object) -> str:
+        """The JSON of a head field that changes from message to message."""
+        if type(value) is str:
+            return encode_basestring(value)
+        if type(value) is int:
+            return int.__repr__(value)
+        if value is None:
+            return "null"
+        return self._dumps(value)
+
+    def _template(
+        self, layout: ReadingLabels | tuple[Label, ...], types: tuple[type, ...]
+    ) -> _Template:
         if len(self._templates) >= JSONL_TEMPLATES:
             self._templates.clear()
-        dumps = self._dumps
-        template = (
-            f'{{"obis":{dumps(reading.obis)},"name":{dumps(reading.name)},"value":',
-            f',"unit":{dumps(reading.unit)}}}',
-        )
-        self._templates[(reading.obis, reading.name, reading.unit)] = template
+        labels = layout.labels if isinstance(layout, ReadingLabels) else layout
+        template = self._templates[(layout, types)] = _Template(labels, types, self._dumps)
         return template
+
+    def _head(self, message: Message) -> str:
+        """The line around the values that change in every message, as a % format.
+
+        The keys are message_dict's, in its order.
+        """
+        if len(self._heads) >= JSONL_HEADS:
+            self._heads.clear()
+
+        def literal(value: object) -> str:
+            return self._dumps(value).replace("%", "%%")
+
+        head = (
+            '{"received_at":%s,"meter_time":%s,'
+            f'"system_title":{literal(message.system_title)},"invocation_counter":%s,'
+            f'"list_id":{literal(message.list_id)},'
+            f'"authenticated":{literal(message.authenticated)},'
+            f'"profile":{literal(message.profile)},"readings":[%s]}}\n'
+        )
+        key = (message.system_title, message.list_id, message.authenticated, message.profile)
+        self._heads[key] = head
+        return head
 
     def flush(self) -> None:
         self._stream.flush()

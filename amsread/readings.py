@@ -27,7 +27,9 @@ change. The first message of a layout is decoded in full and compiled into a
 codes, scalers, the list id), one ``struct`` format that unpacks every value
 at once, and a converter per reading. Later messages with the same bytes
 outside the value fields skip A-XDR decoding entirely; anything else is
-decoded afresh and gets its own plan.
+decoded afresh and gets its own plan. A message is a ``LazyMessage``: the
+layout's labels and the values, with ``Reading`` objects made only if
+something reads ``readings`` (the JSON-lines writer does not).
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from amsread import axdr
 from amsread.apdu import DataNotification
 from amsread.axdr import Array, Structure
 from amsread.errors import ApduError, AxdrError
-from amsread.events import Message, Reading
+from amsread.events import LazyMessage, ReadingLabels
 from amsread.obis import OBIS_SIZE, describe, format_obis
 from amsread.profiles import Layout, Profile, ProfileSet
 from amsread.timestamps import (
@@ -481,18 +484,29 @@ def _converter(tag: int, scaler: int | None, factor: int | float | None) -> Conv
 # -- plans -------------------------------------------------------------------
 
 
+Spec = tuple[int, str | None, str | None, str | None, Converter | None]
+
+
 class _Plan:
-    """A compiled layout: how to turn one body of this exact shape into readings."""
+    """A compiled layout: how to turn one body of this exact shape into readings.
+
+    ``specs`` (value index, obis, name, unit, converter), one per reading, are
+    kept as the pieces a message needs: the labels (shared by every message of
+    the layout), one C-level pick of the values in reading order, and the few
+    converters (scalers, text, dates) to run on them.
+    """
 
     __slots__ = (
         "constants",
+        "converters",
         "extra",
         "guards",
+        "labels",
         "list_id",
         "mask",
+        "pick",
         "profile",
         "skeleton",
-        "specs",
         "time_index",
         "unpack",
     )
@@ -503,7 +517,7 @@ class _Plan:
         skeleton: int,
         unpack: Callable[[bytes], tuple[Any, ...]],
         constants: tuple[Any, ...],
-        specs: tuple[tuple[int, str | None, str | None, str | None, Converter | None], ...],
+        specs: tuple[Spec, ...],
         guards: tuple[tuple[int, Callable[[object], bool], bool], ...],
         time_index: int,
         list_id: str | None,
@@ -514,12 +528,24 @@ class _Plan:
         self.skeleton = skeleton
         self.unpack = unpack
         self.constants = constants
-        self.specs = specs
+        self.labels = ReadingLabels([(obis, name, unit) for _, obis, name, unit, _ in specs])
+        self.pick = _picker([index for index, *_ in specs])
+        self.converters = tuple(
+            (position, spec[4]) for position, spec in enumerate(specs) if spec[4] is not None
+        )
         self.guards = guards
         self.time_index = time_index
         self.list_id = list_id
         self.profile = profile
         self.extra = extra
+
+
+def _picker(indexes: list[int]) -> Callable[[tuple[Any, ...]], list[Any]]:
+    """The values at ``indexes``, in that order, as a new list."""
+    if len(indexes) > 1:
+        get = itemgetter(*indexes)  # one C call instead of a loop over the readings
+        return lambda values: list(get(values))
+    return lambda values: [values[i] for i in indexes]  # itemgetter(i) gives no tuple
 
 
 @dataclass(slots=True)
@@ -618,7 +644,9 @@ class ReadingsBuilder:
         self._plans: dict[tuple[str | None, int], list[_Plan]] = {}
         self._titles: dict[bytes, tuple[str, str | None]] = {}
 
-    def build(self, notification: DataNotification, system_title: bytes | None = None) -> Message:
+    def build(
+        self, notification: DataNotification, system_title: bytes | None = None
+    ) -> LazyMessage:
         """Readings for one notification; ``ApduError`` if its body is malformed."""
         body = notification.body_bytes
         title, manufacturer = self._title(system_title)
@@ -658,7 +686,7 @@ class ReadingsBuilder:
     @staticmethod
     def _apply(
         plan: _Plan, body: bytes, header_time: str | None, title: str | None, check: bool
-    ) -> Message | None:
+    ) -> LazyMessage | None:
         values = plan.unpack(body)
         if plan.constants:
             values += plan.constants
@@ -666,22 +694,24 @@ class ReadingsBuilder:
             for index, predicate, expected in plan.guards:
                 if predicate(values[index]) is not expected:
                     return None
-        readings = [
-            Reading(obis, name, values[i] if convert is None else convert(values[i]), unit)
-            for i, obis, name, unit, convert in plan.specs
-        ]
+        ordered = plan.pick(values)
+        for position, convert in plan.converters:
+            ordered[position] = convert(ordered[position])
         meter_time = header_time
         if meter_time is None and plan.time_index >= 0:
             raw = values[plan.time_index]
             meter_time = cosem_datetime_iso(raw) if isinstance(raw, bytes) else None
-        return Message(
-            readings=readings,
+        message = LazyMessage(
+            readings=[],
             meter_time=meter_time,
             system_title=title,
             list_id=plan.list_id,
             profile=plan.profile,
             extra=dict(plan.extra),
         )
+        # Reading objects only if someone asks: the writer needs just these two.
+        message.defer(plan.labels, tuple(ordered))
+        return message
 
     def _compile(self, body: bytes, manufacturer: str | None) -> _Plan:
         try:

@@ -71,7 +71,7 @@ class Reporter:
                 "message decoded",
                 system_title=event.system_title,
                 invocation_counter=event.invocation_counter,
-                readings=len(event.readings),
+                readings=event.reading_count,  # builds no readings (LazyMessage)
                 profile=event.profile,
             )
             if event.authenticated is False:

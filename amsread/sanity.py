@@ -9,14 +9,18 @@ runner) logs it. Values are never changed here. Sans I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from amsread.events import Message
+from amsread.events import LazyMessage, Message, ReadingLabels
 
 #: Plausible RMS voltages of a low-voltage supply (120 V, 230 V, 400 V systems).
 VOLTAGE_RANGE = (50.0, 300.0)
 #: Energy registers remembered per meter (oldest forgotten first).
 MAX_TRACKED = 4096
+#: Reading layouts whose voltages and energy registers are remembered.
+MAX_LAYOUTS = 256
 #: OBIS group C of voltages: any phase, L1, L2, L3.
 _VOLTAGE_C = frozenset({12, 32, 52, 72})
 _INSTANT = 7  # OBIS group D: instantaneous value
@@ -70,42 +74,86 @@ def _kind(obis: str) -> str | None:
     return None
 
 
+#: A reading worth checking: (its index in the message, kind, obis, name).
+Watched = tuple[int, str, str, str | None]
+
+
 class SanityChecker:
     """Remembers energy registers per meter between messages."""
 
     def __init__(self) -> None:
         self._kinds: dict[str, str | None] = {}
+        self._layouts: dict[ReadingLabels, list[Watched]] = {}
         self._last: dict[tuple[str | None, str], float] = {}
 
     def check(self, message: Message) -> list[Flag]:
-        flags: list[Flag] = []
-        meter: str | None = None
-        meter_known = False
+        if type(message) is LazyMessage and message.values is not None:
+            # Readings not built: the layout says which values to look at.
+            assert message.labels is not None
+            return self._flags(message, self._layout(message.labels), message.values)
+        watched: list[Watched] = []
+        values: list[object] = []
         kinds = self._kinds
         for reading in message.readings:
             obis = reading.obis
             if obis is None:
                 continue
-            kind = kinds.get(obis, "")
+            kind = kinds.get(obis, "")  # inline self._kind(): this loop runs per reading
             if kind == "":
-                kind = kinds[obis] = _kind(obis)
-            if kind is None:
-                continue
-            value = reading.value
-            if isinstance(value, bool) or not isinstance(value, int | float):
+                kind = self._kind(obis)
+            if kind is not None:
+                watched.append((len(values), kind, obis, reading.name))
+                values.append(reading.value)
+        return self._flags(message, watched, values)
+
+    def _kind(self, obis: str | None) -> str | None:
+        """The kind of reading a code is ("voltage", "energy" or None), remembered."""
+        if obis is None:
+            return None
+        kind = self._kinds.get(obis, "")
+        if kind == "":
+            kind = self._kinds[obis] = _kind(obis)
+        return kind
+
+    def _layout(self, labels: ReadingLabels) -> list[Watched]:
+        """The voltages and energy registers among a layout's readings, in order."""
+        found = self._layouts.get(labels)
+        if found is None:
+            if len(self._layouts) >= MAX_LAYOUTS:
+                self._layouts.clear()
+            found = self._layouts[labels] = [
+                (index, kind, obis, name)
+                for index, (obis, name, _) in enumerate(labels.labels)
+                if obis is not None and (kind := self._kind(obis)) is not None
+            ]
+        return found
+
+    def _flags(self, message: Message, watched: list[Watched], values: Sequence[Any]) -> list[Flag]:
+        flags: list[Flag] = []
+        meter: str | None = None
+        meter_known = False
+        low, high = VOLTAGE_RANGE
+        last = self._last
+        for index, kind, obis, name in watched:
+            value = values[index]
+            if (
+                type(value) is not int  # exact types first: the common case, and cheap
+                and type(value) is not float
+                and (isinstance(value, bool) or not isinstance(value, int | float))
+            ):
                 continue
             if kind == "voltage":
                 # 0 V is an absent phase (or L2 on an IT-grid meter), not a scaler error.
-                if value and not VOLTAGE_RANGE[0] <= value <= VOLTAGE_RANGE[1]:
-                    flags.append(Flag(VOLTAGE_OUT_OF_RANGE, obis, reading.name, value))
+                if value and not low <= value <= high:
+                    flags.append(Flag(VOLTAGE_OUT_OF_RANGE, obis, name, value))
                 continue
             if not meter_known:
                 meter, meter_known = message.system_title or message.meter_id, True
             key = (meter, obis)
-            previous = self._last.get(key)
-            if previous is None and len(self._last) >= MAX_TRACKED:
-                del self._last[next(iter(self._last))]
-            self._last[key] = value
+            previous = last.get(key)
+            if previous is None and len(last) >= MAX_TRACKED:
+                del last[next(iter(last))]
+            last[key] = value
             if previous is not None and value < previous:
-                flags.append(Flag(ENERGY_BACKWARDS, obis, reading.name, value, previous, meter))
+                flags.append(Flag(ENERGY_BACKWARDS, obis, name, value, previous, meter))
         return flags

@@ -165,3 +165,11 @@ def test_closed_stdout_exits_quietly() -> None:
         check=False,
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_the_framing_choices_are_the_link_layers_framings() -> None:
+    # cli spells them out so that --help does not import the link layers.
+    from amsread import cli as cli_module
+    from amsread.framing import FRAMINGS
+
+    assert cli_module.FRAMINGS == FRAMINGS

@@ -1,19 +1,28 @@
-"""JsonlWriter builds its lines from cached pieces: they must equal json.dumps(message_dict())."""
+"""JsonlWriter builds its lines from cached pieces: they must equal json.dumps(message_dict()).
+
+Messages from the readings plan are ``LazyMessage``s, written from their
+labels and values without building their readings; every test here checks
+that the line is byte for byte what the plain encoding of the message gives.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import math
 
+import layouts
 import seed_vectors as sv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread.events import Message, Reading
+from amsread.apdu import parse_data_notification
+from amsread.events import Label, LazyMessage, Message, Reading, ReadingLabels
 from amsread.keys import Keys, parse_key
-from amsread.output import JSONL_TEMPLATES, JsonlWriter, message_dict
+from amsread.output import JSONL_HEADS, JSONL_TEMPLATES, JsonlWriter, iso_utc, message_dict
 from amsread.pipeline import Pipeline
+from amsread.readings import ReadingsBuilder
 
 
 def reference(message: Message) -> str:
@@ -32,11 +41,22 @@ def written(*messages: Message) -> list[str]:
     return [line + "\n" for line in stream.getvalue().split("\n")[:-1]]
 
 
+def lazy(
+    labels: ReadingLabels | list[Label], values: list[object], **fields: object
+) -> LazyMessage:
+    message = LazyMessage([], **fields)  # type: ignore[arg-type]
+    layout = labels if isinstance(labels, ReadingLabels) else ReadingLabels(labels)
+    message.defer(layout, tuple(values))
+    return message
+
+
 def test_the_radius_frame_is_written_exactly_as_json_dumps_writes_it() -> None:
     keys = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))
     events = Pipeline(keys).feed(sv.RADIUS_FRAME)
     message = next(e for e in events if isinstance(e, Message))
-    assert written(message, message) == [reference(message)] * 2
+    lines = written(message, message)
+    assert isinstance(message, LazyMessage) and message.values is not None  # nothing built
+    assert lines == [reference(message)] * 2  # reference() builds the readings
     assert json.loads(written(message)[0])["readings"][1]["value"] == 866636
 
 
@@ -78,12 +98,43 @@ def test_a_message_without_readings_is_still_one_valid_line() -> None:
     assert written(message) == [reference(message)]
 
 
-def test_more_distinct_readings_than_the_template_cache_holds_stay_exact() -> None:
-    readings = [
-        Reading(f"1.0.1.8.{i % 256}.{i // 256}", None, i, "Wh") for i in range(JSONL_TEMPLATES + 50)
-    ]
+def test_a_message_of_over_a_thousand_distinct_readings_is_exact() -> None:
+    readings = [Reading(f"1.0.1.8.{i % 256}.{i // 256}", None, i, "Wh") for i in range(1074)]
     message = Message(readings, received_at=2.0)
     assert written(message, message) == [reference(message)] * 2
+
+
+def test_more_layouts_and_heads_than_the_writer_keeps_stay_exact() -> None:
+    messages = [
+        lazy([(f"1.0.1.8.{i % 256}.255", f"n{i}", "Wh")], [i], list_id=f"L{i}", received_at=2.0)
+        for i in range(JSONL_TEMPLATES + JSONL_HEADS + 10)
+    ]
+    expected = [reference(m) for m in messages]
+    assert written(*messages, *messages) == expected * 2
+
+
+def test_percent_signs_in_labels_and_head_fields_are_text_not_formats() -> None:
+    fields = {"system_title": "%s", "list_id": "100%", "profile": "%r", "meter_time": "%s%%"}
+    message = lazy([("%s", "%d%%", "%"), ("1.0.1.7.0.255", "%(x)s", "%%s")], ["%s", 5.5], **fields)
+    eager = Message(
+        [Reading("%s", "%d%%", "%s", "%"), Reading("1.0.1.7.0.255", "%(x)s", 5.5, "%%s")], **fields
+    )
+    assert written(message) == [reference(eager)]
+    assert message == eager
+
+
+def test_readings_changed_after_they_were_built_are_written_as_changed() -> None:
+    keys = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))
+    message = next(e for e in Pipeline(keys).feed(sv.RADIUS_FRAME) if isinstance(e, Message))
+    stream = io.StringIO()
+    writer = JsonlWriter(stream)
+    writer.write(message)  # from the labels and values: caches the layout
+    message.readings[1].value = 1.5
+    message.readings[2].name = "renamed"
+    del message.readings[0]
+    writer.write(message)
+    assert stream.getvalue().split("\n")[1] + "\n" == reference(message)
+    assert json.loads(stream.getvalue().split("\n")[1])["readings"][0]["value"] == 1.5
 
 
 texts = st.text(max_size=12)
@@ -101,3 +152,65 @@ def test_any_message_is_written_exactly_as_json_dumps_writes_it(
     message = Message(readings, meter_time=meter_time, invocation_counter=counter, received_at=3.25)
     # Twice: the second time every reading comes from the template cache.
     assert written(message, message) == [reference(message)] * 2
+
+
+labels_strategy = st.tuples(st.none() | texts, st.none() | texts, st.none() | texts)
+lazy_values = st.one_of(values, st.builds(Level, st.integers(-5, 5)), st.just(math.nan))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(labels_strategy, lazy_values, lazy_values), max_size=8),
+    st.none() | texts,
+    st.none() | st.booleans(),
+    st.floats(min_value=0, max_value=4e9),
+)
+def test_a_lazy_message_is_written_exactly_as_json_dumps_writes_the_message_it_stands_for(
+    rows: list[tuple[Label, object, object]],
+    list_id: str | None,
+    authenticated: bool | None,
+    received_at: float,
+) -> None:
+    # Two messages of one layout whose values may differ in type (a float, then None…).
+    layout = ReadingLabels([label for label, _, _ in rows])
+    fields = {"list_id": list_id, "authenticated": authenticated, "received_at": received_at}
+    first = lazy(layout, [value for _, value, _ in rows], **fields)
+    second = lazy(layout, [value for _, _, value in rows], **fields)
+    lines = written(first, second, first)
+    assert first.values is not None and second.values is not None  # no readings built
+    assert lines == [reference(first), reference(second), reference(first)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(layouts.LAYOUTS),
+    st.sampled_from([None, bytes.fromhex(sv.RADIUS_SYSTEM_TITLE), b"KFM\x00\x00\x00\x00\x01"]),
+    st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=4),
+)
+def test_messages_of_every_list_shape_with_any_values_are_written_exactly(
+    apdu: bytes, system_title: bytes | None, noises: list[bytes]
+) -> None:
+    builder = ReadingsBuilder()
+    messages = []
+    for n, noise in enumerate([b"", *noises]):  # the first compiles the plan, the others reuse it
+        notification = parse_data_notification(layouts.with_values(apdu, noise), lazy=True)
+        message = builder.build(notification, system_title)
+        message.invocation_counter, message.received_at = n, 1.7e9 + n / 3
+        messages.append(message)
+    lines = written(*messages)
+    assert all(m.values is not None for m in messages)  # the writer built no readings
+    assert lines == [reference(m) for m in messages]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=-6e10, max_value=2.5e11, allow_nan=False) | st.integers(0, 2**33))
+def test_received_at_is_formatted_as_datetime_formats_it(timestamp: float) -> None:
+    expected = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
+    assert iso_utc(timestamp) == expected
+    assert iso_utc(timestamp) == expected  # again, from the cached second
+
+
+def test_received_at_rounds_to_the_microsecond_like_datetime_at_second_boundaries() -> None:
+    for timestamp in (0.0, -0.0000004, 0.9999995, 1763716487.9999996, -1.5, 1e-7, 59.9995):
+        expected = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
+        assert iso_utc(timestamp) == expected, timestamp

@@ -9,13 +9,18 @@ seeded runs: ``bench/noisy_line.py``.
 
 from __future__ import annotations
 
+import json
 import random
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from builders import LLC, hdlc_frame
+from click.testing import CliRunner
 from noisy import (
+    AUTH_KEY,
     DAMAGE_KINDS,
+    KEY,
     LineBuilder,
     NoisyLine,
     compare,
@@ -29,6 +34,7 @@ from noisy import (
     valid_mbus_end,
 )
 
+from amsread.cli import cli
 from amsread.crc import crc16_x25
 from amsread.events import Event, Failure, Message, Rejected
 
@@ -172,3 +178,24 @@ def test_a_chance_m_bus_short_frame_in_start_up_noise_does_not_lock_auto_onto_m_
     events += feed_in_chunks(pipeline, line.data, random.Random(1), 64)
     assert pipeline.framing == "hdlc"
     assert compare(line, events).lost == []
+
+
+@pytest.mark.parametrize("link", ["hdlc", "mbus"])
+def test_amsread_replay_of_a_noisy_capture_prints_exactly_the_intact_messages(
+    link: str, tmp_path: Path
+) -> None:
+    line = noisy_line(2_000, SEED + 3, link=link)
+    capture = tmp_path / "line.bin"
+    capture.write_bytes(line.data)
+    keys = ["--key", KEY.hex(), "--auth-key", AUTH_KEY.hex()]
+    result = CliRunner().invoke(cli, ["replay", str(capture), *keys])
+    printed = [json.loads(text) for text in result.stdout.splitlines()]
+    expected = [message for _, message in line.expected()]
+
+    assert result.exit_code == 0
+    assert [(m["system_title"], m["invocation_counter"], m["meter_time"]) for m in printed] == [
+        (e.system_title, e.invocation_counter, e.meter_time) for e in expected
+    ]
+    assert [[r["value"] for r in m["readings"]] for m in printed] == [
+        [value for _, value, _ in e.readings] for e in expected
+    ]

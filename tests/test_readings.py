@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from amsread.apdu import parse_data_notification
 from amsread.errors import ApduError
-from amsread.events import Message
+from amsread.events import LazyMessage, Message
 from amsread.pipeline import Pipeline
 from amsread.profiles import ProfileSet, parse_profile
 from amsread.readings import ReadingsBuilder, extract
@@ -641,6 +641,17 @@ def test_second_message_of_a_layout_gets_its_own_values() -> None:
     assert by_name(first)["active_power_import"] == 9745
     assert by_name(second)["active_power_import"] == 1234
     assert triples(second)[4:] == triples(first)[4:]
+
+
+def test_messages_of_one_layout_share_their_labels_and_build_readings_only_when_read() -> None:
+    builder = ReadingsBuilder()
+    first, second = (decode(KAIFA_LIST_2_THREE_PHASE, builder=builder) for _ in range(2))
+    other = decode(AIDON_LIST_2, builder=builder)
+    assert isinstance(first, LazyMessage) and isinstance(second, LazyMessage)
+    assert first.labels is second.labels and first.labels is not other.labels
+    assert first.values is not None and first.reading_count == 13
+    assert triples(first) == triples(second)  # reading them builds them
+    assert first.values is None
 
 
 def test_same_size_message_with_another_obis_code_is_decoded_afresh() -> None:

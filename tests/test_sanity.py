@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+from unittest import mock
 
-from amsread.events import Message, Reading
+import layouts
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amsread.apdu import parse_data_notification
+from amsread.events import LazyMessage, Message, Reading, ReadingLabels
+from amsread.readings import ReadingsBuilder
 from amsread.runner import Reporter
-from amsread.sanity import ENERGY_BACKWARDS, VOLTAGE_OUT_OF_RANGE, SanityChecker
+from amsread.sanity import (
+    ENERGY_BACKWARDS,
+    MAX_TRACKED,
+    VOLTAGE_OUT_OF_RANGE,
+    Flag,
+    SanityChecker,
+)
+from amsread.sanity import _kind as sanity_kind
 
 
 def message(*readings: tuple[str, object], title: str | None = "KAMTEST1") -> Message:
@@ -68,3 +83,109 @@ def test_runner_warns_once_per_flag_and_once_per_layout_hint() -> None:
     assert len(warnings) == 2
     assert any("23.1 V is outside" in w for w in warnings)
     assert any("matches no profile" in w for w in warnings)
+
+
+# -- the per-layout fast path checks exactly what the plain loop checks ----------------
+
+VOLTAGE, ENERGY, CURRENT = "1.0.32.7.0.255", "1.0.1.8.0.255", "1.0.31.7.0.255"
+layout_codes = st.lists(
+    st.sampled_from([VOLTAGE, "1.0.52.7.0.255", ENERGY, "1.0.2.8.0.255", CURRENT, None]),
+    min_size=1,
+    max_size=6,
+)
+sane_values = st.one_of(
+    st.integers(-5, 400),
+    st.floats(-5, 400, allow_nan=False),
+    st.booleans(),
+    st.none(),
+    st.just("230"),
+)
+
+
+def built(message: Message) -> Message:
+    """The same message with its readings built, leaving ``message`` as it is."""
+    if isinstance(message, LazyMessage) and message.values is not None:
+        assert message.labels is not None
+        readings = [
+            Reading(obis, name, value, unit)
+            for (obis, name, unit), value in zip(message.labels.labels, message.values, strict=True)
+        ]
+        return Message(readings, system_title=message.system_title)
+    return copy.deepcopy(message)
+
+
+def reference_flags(messages: list[Message], max_tracked: int) -> list[list[Flag]]:
+    """The checks written plainly, reading by reading, over built readings."""
+    last: dict[tuple[str | None, str], float] = {}
+    out = []
+    for message in map(built, messages):
+        flags = []
+        meter, meter_known = None, False
+        for reading in message.readings:
+            kind = sanity_kind(reading.obis) if reading.obis is not None else None
+            value = reading.value
+            if kind is None or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if kind == "voltage":
+                if value and not 50.0 <= value <= 300.0:
+                    flags.append(Flag(VOLTAGE_OUT_OF_RANGE, reading.obis, reading.name, value))
+                continue
+            if not meter_known:
+                meter, meter_known = message.system_title or message.meter_id, True
+            key = (meter, reading.obis)
+            previous = last.get(key)
+            if previous is None and len(last) >= max_tracked:
+                del last[next(iter(last))]
+            last[key] = value
+            if previous is not None and value < previous:
+                flags.append(
+                    Flag(ENERGY_BACKWARDS, reading.obis, reading.name, value, previous, meter)
+                )
+        out.append(flags)
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(layout_codes, min_size=1, max_size=3),
+    st.data(),
+    st.integers(1, 6),
+)
+def test_lazy_and_built_messages_are_flagged_as_the_plain_checks_flag_them(
+    layouts_codes: list[list[str | None]],
+    data: st.DataObject,
+    max_tracked: int,
+) -> None:
+    shared = [ReadingLabels([(c, f"n{i}", None) for i, c in enumerate(cs)]) for cs in layouts_codes]
+    messages: list[LazyMessage] = []
+    for _ in range(data.draw(st.integers(1, 8))):
+        layout = data.draw(st.sampled_from(shared))
+        values = data.draw(
+            st.lists(sane_values, min_size=len(layout.labels), max_size=len(layout.labels))
+        )
+        title = data.draw(st.sampled_from([None, "KAMTEST1", "OTHERMTR"]))
+        message = LazyMessage([], system_title=title)
+        message.defer(layout, tuple(values))
+        if data.draw(st.booleans()):
+            message.readings  # noqa: B018 - built: the checker takes the plain path
+        messages.append(message)
+    expected = reference_flags(messages, max_tracked)
+    checker = SanityChecker()
+    with mock.patch("amsread.sanity.MAX_TRACKED", max_tracked):  # forgetting registers too
+        assert [checker.check(m) for m in messages] == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(layouts.LAYOUTS), st.lists(st.binary(min_size=1, max_size=64), max_size=4))
+def test_messages_of_every_list_shape_are_checked_without_building_their_readings(
+    apdu: bytes, noises: list[bytes]
+) -> None:
+    builder = ReadingsBuilder()
+    messages = [
+        builder.build(parse_data_notification(layouts.with_values(apdu, noise), lazy=True))
+        for noise in [b"", *noises]
+    ]
+    expected = reference_flags(messages, MAX_TRACKED)
+    checker = SanityChecker()
+    assert [checker.check(m) for m in messages] == expected
+    assert all(m.values is not None for m in messages)

@@ -285,3 +285,12 @@ def test_segmented_payloads_in_any_chunking_come_out_whole(
     events += reassembler.feed(stream[pos:]) + reassembler.close()
     assert [e for e in events if not isinstance(e, HdlcFrame)] == []
     assert [e.information for e in events if isinstance(e, HdlcFrame)] == expected
+
+
+def test_whole_push_without_llc_after_garbage_is_decoded_not_dropped() -> None:
+    # Some gateways and meters send the APDU right after the HDLC header.
+    reassembler = HdlcReassembler()
+    frame = hdlc_frame(sv.NORWEGIAN_LIST_PLAINTEXT)
+    events = reassembler.feed(b"\x00\x01\x02junk" + frame) + reassembler.close()
+    frames = [e for e in events if isinstance(e, HdlcFrame)]
+    assert [f.information for f in frames] == [sv.NORWEGIAN_LIST_PLAINTEXT]

@@ -1,0 +1,74 @@
+"""What the HDLC and M-Bus framers share, sans I/O: the buffer and what is no frame.
+
+A framer appends each feed to its buffer, scans it for frames and drops what it
+has decided. Bytes that make no frame are reported, never lost silently: a
+damaged frame at once (``Rejected`` with a reason), bytes skipped between
+frames as one ``garbage`` event when the run ends, however many feeds it took
+(a serial port that delivers noise byte by byte gives one event). Bytes of a
+frame already rejected are not reported again as garbage.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from amsread.events import Rejected
+
+#: Kept of a rejected region, for diagnostics; the rest is only counted.
+MAX_REJECTED_KEEP = 64
+
+F = TypeVar("F")
+
+
+class Scanner(Generic[F]):
+    """Base of the framers: their buffer, rejections and garbage (``F``: the frame type)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        # Bytes at the head of the buffer that belong to a frame already rejected.
+        self._covered = 0
+        self._garbage_size = 0
+        self._garbage_head = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def _consume(self, size: int) -> None:
+        """Drop the first ``size`` bytes of the buffer: they are decided."""
+        del self._buf[:size]
+        self._covered = max(0, self._covered - size)
+
+    def _finish(self, events: list[F | Rejected]) -> None:
+        """End of stream, after the last scan: report the garbage, hold nothing."""
+        self._flush_garbage(events)
+        self._buf.clear()
+        self._covered = 0
+
+    def _reject(
+        self, events: list[F | Rejected], reason: str, start: int, end: int, detail: str
+    ) -> None:
+        """Report ``buf[start:end]`` as a rejected frame (garbage before it first)."""
+        self._flush_garbage(events)
+        data = bytes(self._buf[start : min(end, start + MAX_REJECTED_KEEP)])
+        events.append(Rejected(reason, end - start, data, detail))
+        self._covered = max(self._covered, end)
+
+    def _garbage(self, start: int, end: int) -> None:
+        """Note skipped bytes not already part of a rejected frame (reported when the run ends)."""
+        start = max(start, self._covered)
+        if end <= start:
+            return
+        room = MAX_REJECTED_KEEP - len(self._garbage_head)
+        if room > 0:
+            # Only the garbage itself: bytes after ``end`` may be the next frame.
+            self._garbage_head += self._buf[start : min(end, start + room)]
+        self._garbage_size += end - start
+        self._covered = max(self._covered, end)
+
+    def _flush_garbage(self, events: list[F | Rejected]) -> None:
+        if self._garbage_size:
+            head = bytes(self._garbage_head[:MAX_REJECTED_KEEP])
+            events.append(Rejected("garbage", self._garbage_size, head))
+            self._garbage_size = 0
+            self._garbage_head = bytearray()
