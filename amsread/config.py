@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from typing import Any
 
 from amsread.errors import UsageError
 from amsread.framing import FRAMINGS
+from amsread.keys import readable_by_others
+from amsread.sources import read_small_file
 
 ENV_PREFIX = "AMSREAD_"
 #: A configuration file is a few hundred bytes; refuse to parse a wrong path's megabytes.
@@ -144,16 +145,7 @@ def _did_you_mean(key: str) -> str:
 
 def load_file(path: str) -> dict[str, Any]:
     """Read and check a TOML configuration file."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_SIZE + 1)
-            mode = os.fstat(handle.fileno()).st_mode
-    except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"config file is a directory: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    data = read_small_file(path, "config file", MAX_CONFIG_SIZE)
     if len(data) > MAX_CONFIG_SIZE:
         raise UsageError(f"config file {path} is larger than 1 MiB: is it the right file?")
     try:
@@ -179,7 +171,7 @@ def load_file(path: str) -> dict[str, Any]:
             if isinstance(value, tuple)
             else os.path.join(base, value)
         )
-    if any(SETTINGS[k].secret for k in settings) and mode & (stat.S_IRGRP | stat.S_IROTH):
+    if any(SETTINGS[k].secret for k in settings) and readable_by_others(path):
         settings[READABLE_SECRET] = True
     return settings
 

@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+#: Reading names whose value is the meter's id (``Message.meter_id``, CSV, Influx tags).
+METER_ID_NAMES = ("meter_id", "meter_number", "meter_serial")
+
 
 @dataclass(slots=True)
 class Reading:
@@ -42,7 +45,7 @@ class Message:
     @property
     def meter_id(self) -> str | None:
         for reading in self.readings:
-            if reading.name in ("meter_id", "meter_number", "meter_serial"):
+            if reading.name in METER_ID_NAMES:
                 return None if reading.value is None else str(reading.value)
         return None
 
@@ -54,8 +57,6 @@ class Message:
 
 #: A reading's fixed part: (obis, name, unit).
 Label = tuple[str | None, str | None, str | None]
-#: Reading names whose value is the meter's id (as in ``Message.meter_id``).
-METER_ID_NAMES = ("meter_id", "meter_number", "meter_serial")
 
 
 class ReadingLabels:

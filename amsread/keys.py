@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from amsread.errors import KeyFormatError, UsageError
+from amsread.errors import KeyFormatError
+from amsread.sources import read_small_file
 
 KEY_SIZE = 16
 #: systemd ``LoadCredential=`` names, looked up in ``$CREDENTIALS_DIRECTORY``.
@@ -121,15 +122,7 @@ def _one_key(
 
 def read_key_file(path: str, what: str = "key") -> str:
     """The first line of a key file (raises UsageError naming the file, not its content)."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_KEY_FILE_SIZE + 1)
-    except FileNotFoundError:
-        raise UsageError(f"{what} file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{what} file is a directory: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    raw = read_small_file(path, f"{what} file", MAX_KEY_FILE_SIZE)
     if len(raw) > MAX_KEY_FILE_SIZE:
         raise KeyFormatError(f"{what} file {path} is too large: it must hold one line of hex")
     try:

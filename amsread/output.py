@@ -15,12 +15,30 @@ import math
 import os
 import stat
 from collections.abc import Callable, Sequence
-from json.encoder import encode_basestring
+from json.encoder import encode_basestring as _encode_basestring
 from operator import attrgetter
 from typing import Any, Protocol, TextIO
 
 from amsread.errors import UsageError
 from amsread.events import Label, LazyMessage, Message, Reading, ReadingLabels
+
+#: Line separators that json leaves raw with ensure_ascii=False; escaped so that
+#: consumers splitting lines with str.splitlines() (or JavaScript) see one line.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def encode_basestring(text: str) -> str:
+    """A JSON string literal for ``text``, with Unicode line separators escaped."""
+    encoded = _encode_basestring(text)
+    return encoded if text.isascii() else encoded.translate(_LINE_BREAKS)
+
+
+def _json_dumps(value: object) -> str:
+    return _JSON_ENCODER.encode(value).translate(_LINE_BREAKS)
+
+
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 FORMATS = ("jsonl", "csv", "influx")
 TIME_SOURCES = ("meter", "host")
@@ -137,7 +155,7 @@ class JsonlWriter:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self._dumps = _json_dumps
         self._templates: dict[tuple[ReadingLabels | tuple[Label, ...], tuple[type, ...]], _Template]
         self._templates = {}
         self._heads: dict[tuple[object, ...], str] = {}

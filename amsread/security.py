@@ -169,7 +169,7 @@ def open_ciphered(keys: Keys, c: Ciphered) -> Plaintext:
         # Authentication only: the APDU travels in clear; the GMAC needs both keys.
         if ek is None or ak is None or c.auth_tag is None:
             return Plaintext(c.payload, False)
-        _verify_gmac(ek, c, bytes([c.security_control]) + ak + c.payload)
+        _gcm_decrypt(ek, c, bytes([c.security_control]) + ak + c.payload, b"")
         return Plaintext(c.payload, True)
     if ek is None:
         raise NoKeyError(
@@ -177,7 +177,7 @@ def open_ciphered(keys: Keys, c: Ciphered) -> Plaintext:
             " (--key, --key-file or AMSREAD_KEY)"
         )
     if c.auth_tag is not None and ak is not None:
-        return Plaintext(_gcm_decrypt(ek, c, bytes([c.security_control]) + ak), True)
+        return Plaintext(_gcm_decrypt(ek, c, bytes([c.security_control]) + ak, c.payload), True)
     return Plaintext(_ctr_decrypt(ek, c), False if c.auth_tag is not None else None)
 
 
@@ -187,26 +187,15 @@ _TAG_FAILED = (
 )
 
 
-def _gcm_decrypt(key: bytes, c: Ciphered, aad: bytes) -> bytes:
+def _gcm_decrypt(key: bytes, c: Ciphered, aad: bytes, payload: bytes) -> bytes:
+    """AES-GCM with the 12-byte tag; GMAC (authentication only) is an empty payload."""
     assert c.auth_tag is not None
     decryptor = Cipher(
         algorithms.AES(key), modes.GCM(c.iv, c.auth_tag, min_tag_length=TAG_SIZE)
     ).decryptor()
     decryptor.authenticate_additional_data(aad)
     try:
-        return decryptor.update(c.payload) + decryptor.finalize()
-    except InvalidTag:
-        raise AuthenticationError(_TAG_FAILED) from None
-
-
-def _verify_gmac(key: bytes, c: Ciphered, aad: bytes) -> None:
-    assert c.auth_tag is not None
-    decryptor = Cipher(
-        algorithms.AES(key), modes.GCM(c.iv, c.auth_tag, min_tag_length=TAG_SIZE)
-    ).decryptor()
-    decryptor.authenticate_additional_data(aad)
-    try:
-        decryptor.finalize()
+        return decryptor.update(payload) + decryptor.finalize()
     except InvalidTag:
         raise AuthenticationError(_TAG_FAILED) from None
 

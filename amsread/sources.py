@@ -27,6 +27,22 @@ def parse_hex(text: str) -> bytes:
     return bytes.fromhex(compact)
 
 
+def read_small_file(path: str, what: str, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of a small file; one-line errors naming ``what``.
+
+    Reading one byte past the limit lets the caller tell "too large" apart.
+    """
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} is a directory: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
 def read_text(path: str) -> str:
     """A text file, or stdin for ``-``."""
     if path == "-":

@@ -24,11 +24,14 @@ from amsread.output import JSONL_HEADS, JSONL_TEMPLATES, JsonlWriter, iso_utc, m
 from amsread.pipeline import Pipeline
 from amsread.readings import ReadingsBuilder
 
+#: The writer escapes Unicode line separators so every message stays on one line.
+LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
 
 def reference(message: Message) -> str:
-    """The schema encoded the plain way."""
+    """The schema encoded the plain way (line separators escaped)."""
     encoded = json.dumps(message_dict(message), ensure_ascii=False, separators=(",", ":"))
-    return encoded + "\n"
+    return encoded.translate(LINE_BREAKS) + "\n"
 
 
 def written(*messages: Message) -> list[str]:
@@ -36,8 +39,6 @@ def written(*messages: Message) -> list[str]:
     writer = JsonlWriter(stream)
     for message in messages:
         writer.write(message)
-    # Split on "\n" only: str.splitlines would also split at U+2028, which
-    # JSON (ensure_ascii=False) leaves unescaped inside strings.
     return [line + "\n" for line in stream.getvalue().split("\n")[:-1]]
 
 
@@ -214,3 +215,11 @@ def test_received_at_rounds_to_the_microsecond_like_datetime_at_second_boundarie
     for timestamp in (0.0, -0.0000004, 0.9999995, 1763716487.9999996, -1.5, 1e-7, 59.9995):
         expected = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
         assert iso_utc(timestamp) == expected, timestamp
+
+
+def test_unicode_line_separators_are_escaped_so_each_message_is_one_line() -> None:
+    message = Message([Reading(None, "note", "a\u2028b\x85c\u2029", None)], received_at=0.0)
+    stream = io.StringIO()
+    JsonlWriter(stream).write(message)
+    [line] = stream.getvalue().splitlines()
+    assert json.loads(line)["readings"][0]["value"] == "a\u2028b\x85c\u2029"
