@@ -12,6 +12,7 @@ again, the link's own rule.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Generic, Protocol, TypeVar
 
 from amsread.events import Rejected, Skipped
@@ -37,7 +38,7 @@ class Framer(Protocol[F]):
     def close(self) -> list[F | Rejected]: ...
 
 
-class Reassembler(Generic[F, M]):
+class Reassembler(ABC, Generic[F, M]):
     """Base of the reassemblers: frames ``F`` in, messages (and frames passed on) ``M`` out.
 
     A subclass says what to do with each valid frame (``_on_frame``): pass it
@@ -83,8 +84,9 @@ class Reassembler(Generic[F, M]):
                 self._on_frame(event, out)
         return out
 
+    @abstractmethod
     def _on_frame(self, frame: F, out: list[M | Rejected | Skipped]) -> None:
-        raise NotImplementedError
+        """The link's own rules for one frame: hold it, pass it up, or lose the message."""
 
     def _hold(self, frame: F, size: int) -> None:
         """Keep ``frame`` as the next segment; ``size`` bytes of it join the message."""

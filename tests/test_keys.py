@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -162,7 +161,6 @@ def test_key_in_a_file_with_a_bad_key_names_the_file_not_the_key(tmp_path: Path)
     assert sv.RADIUS_KEY[:6] not in str(caught.value)
 
 
-@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 @pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, True), (0o600, False)])
 def test_key_file_readable_by_others_is_warned(tmp_path: Path, mode: int, warned: bool) -> None:
     path = write(tmp_path / "key", sv.RADIUS_KEY, mode)
