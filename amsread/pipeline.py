@@ -34,6 +34,7 @@ from amsread.security import Ciphered, Decryptor, Plaintext, parse_ciphered
 from amsread.stats import Counters
 
 _CIPHERED = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)
+_GBT_TAG = bytes([GENERAL_BLOCK_TRANSFER])
 
 
 class Pipeline:
@@ -117,7 +118,7 @@ class Pipeline:
         out.append(event)
 
     def _on_apdu(self, apdu: bytes, out: list[Event]) -> None:
-        if apdu[:1] != bytes([GENERAL_BLOCK_TRANSFER]):
+        if apdu[:1] != _GBT_TAG:
             out.append(self.handle_apdu(apdu))
             return
         try:
@@ -137,7 +138,7 @@ class Pipeline:
         elif isinstance(event, Skipped):
             self.counters["skipped"] += 1
             out.append(event)
-        elif event[:1] == bytes([GENERAL_BLOCK_TRANSFER]):
+        elif event[:1] == _GBT_TAG:
             out.append(self._fail(ApduError("a general-block-transfer inside another one")))
         else:
             out.append(self.handle_apdu(event))

@@ -76,6 +76,16 @@ def ber_length(size: int, form: str = "short") -> bytes:
     return bytes([0x80 | count]) + size.to_bytes(count, "big")
 
 
+def split(data: bytes, sizes: list[int]) -> list[bytes]:
+    """``data`` cut into pieces of ``sizes`` bytes, the rest in a last piece; no empty ones."""
+    parts, pos = [], 0
+    for size in sizes:
+        parts.append(data[pos : pos + size])
+        pos += size
+    parts.append(data[pos:])
+    return [p for p in parts if p]
+
+
 def hdlc_segments(
     information: bytes, sizes: list[int], *, shared_flags: bool = False, **frame: object
 ) -> bytes:
@@ -84,12 +94,7 @@ def hdlc_segments(
     The segmentation bit is set on all frames but the last. ``shared_flags``
     lets consecutive frames share one 0x7E, as some meters send them.
     """
-    parts, pos = [], 0
-    for size in sizes:
-        parts.append(information[pos : pos + size])
-        pos += size
-    parts.append(information[pos:])
-    parts = [p for p in parts if p]
+    parts = split(information, sizes)
     frames = [
         hdlc_frame(part, segmented=i < len(parts) - 1, **frame)  # type: ignore[arg-type]
         for i, part in enumerate(parts)
@@ -139,12 +144,7 @@ def mbus_segments(
 ) -> list[bytes]:
     """``apdu`` cut into DLMS transport segments of ``sizes`` bytes (the rest last),
     each behind STSAP/DTSAP, CI = sequence number, 0x10 on the last."""
-    parts, pos = [], 0
-    for size in sizes:
-        parts.append(apdu[pos : pos + size])
-        pos += size
-    parts.append(apdu[pos:])
-    parts = [p for p in parts if p]
+    parts = split(apdu, sizes)
     return [
         mbus_frame(tsap + part, ci=(i & 0x0F) | (0x10 if i == len(parts) - 1 else 0), **frame)
         for i, part in enumerate(parts)
