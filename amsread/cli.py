@@ -324,16 +324,15 @@ def decode(
     """
     from amsread.framing import framing_for_hex
     from amsread.runner import exit_status, run, run_apdus
-    from amsread.sources import parse_hex, read_text
+    from amsread.sources import read_hex_input
 
     with _usage_errors():
         if file is not None and hex_words:
             raise UsageError("give hex either as arguments or with --file, not both")
         if file is None and not hex_words:
             raise UsageError("no hex given: pass it as arguments, or use --file F ('-': stdin)")
-        text = read_text(file) if file is not None else " ".join(hex_words)
-        lines = [_strip_comment(line) for line in text.splitlines()]
-        data = parse_hex("\n".join(lines))
+        hex_input = read_hex_input(hex_words, file)
+        data = hex_input.data
         framing = _framing()
         if framing == "auto":
             framing = framing_for_hex(data)
@@ -344,18 +343,13 @@ def decode(
             run([data], pipeline, writer, reporter)
         else:
             # One APDU per non-empty line (a file of APDUs), or all of it as one.
-            apdus = [parse_hex(line) for line in lines if line.strip()] if file else [data]
-            run_apdus(apdus, pipeline, writer, reporter)
+            run_apdus(hex_input.messages(), pipeline, writer, reporter)
     status = exit_status(reporter)
     if status and not reporter.failures:
         click.echo(
             "amsread: error: no valid frame in the input (run with -v for details)", err=True
         )
     sys.exit(status)
-
-
-def _strip_comment(line: str) -> str:
-    return line.split("#", 1)[0]
 
 
 @cli.command()
@@ -607,7 +601,7 @@ def _diagnostic_input(
 ) -> tuple[bytes, list[bytes] | None, str]:
     """(bytes from the line, or bare APDUs; a name for the source) from HEX…, --file, --capture."""
     from amsread.explain import looks_like_apdu
-    from amsread.sources import parse_hex, read_chunks, read_text
+    from amsread.sources import read_chunks, read_hex_input
 
     given = sum((bool(hex_words), file is not None, capture is not None))
     if given != 1:
@@ -619,15 +613,11 @@ def _diagnostic_input(
             if len(raw) >= MAX_DIAGNOSTIC_CAPTURE:
                 break
         return bytes(raw), None, f"capture {capture}"
-    text = read_text(file) if file is not None else " ".join(hex_words)
-    lines = [_strip_comment(line) for line in text.splitlines()]
-    data = parse_hex("\n".join(lines))
+    hex_input = read_hex_input(hex_words, file)
     source = f"file {file}" if file is not None else "hex argument"
-    if not looks_like_apdu(data):
-        return data, None, source
-    # A file of APDUs holds one per line; arguments are one APDU.
-    apdus = [parse_hex(line) for line in lines if line.strip()] if file else [data]
-    return data, apdus, source
+    if not looks_like_apdu(hex_input.data):
+        return hex_input.data, None, source
+    return hex_input.data, hex_input.messages(), source
 
 
 def _diagnostic_inputs(func: F) -> F:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from amsread.errors import UsageError
@@ -25,6 +26,28 @@ def parse_hex(text: str) -> bytes:
     if len(compact) % 2:
         raise UsageError(f"not valid hex: odd number of hex digits ({len(compact)})")
     return bytes.fromhex(compact)
+
+
+@dataclass(frozen=True)
+class HexInput:
+    """Hex text from arguments or a file, '#' comments removed."""
+
+    data: bytes
+    lines: list[str]
+    from_file: bool
+
+    def messages(self) -> list[bytes]:
+        """One message per non-empty line of a file; arguments are one message."""
+        if not self.from_file:
+            return [self.data]
+        return [parse_hex(line) for line in self.lines if line.strip()]
+
+
+def read_hex_input(words: tuple[str, ...], file: str | None) -> HexInput:
+    """Hex given as arguments, or in ``file`` ('-' for stdin)."""
+    text = read_text(file) if file is not None else " ".join(words)
+    lines = [line.split("#", 1)[0] for line in text.splitlines()]
+    return HexInput(parse_hex("\n".join(lines)), lines, file is not None)
 
 
 def read_small_file(path: str, what: str, limit: int) -> bytes:
