@@ -83,6 +83,9 @@ class _JoinedLink(Generic[M]):
     def close(self) -> list[LinkEvent]:
         return [self._link_event(e) for e in self.reassembler.close()]
 
+    def forget_garbage(self) -> None:
+        self.reassembler.framer.forget_garbage()
+
 
 class HdlcLink(_JoinedLink[HdlcFrame]):
     """HDLC frames, segmented ones joined."""
@@ -202,7 +205,7 @@ class AutoLink:
     """
 
     def __init__(self) -> None:
-        self._candidates: dict[str, Link] = {"hdlc": HdlcLink(), "mbus": MbusLink()}
+        self._candidates: dict[str, HdlcLink | MbusLink] = {"hdlc": HdlcLink(), "mbus": MbusLink()}
         self._held: dict[str, list[LinkEvent]] = {name: [] for name in self._candidates}
         self._locked: Link | None = None
         self._head = bytearray()
@@ -240,7 +243,13 @@ class AutoLink:
             )
             return [notice, *self._release(best)]
         if final or any(len(held) > MAX_HELD for held in self._held.values()):
-            return self._hint() + self._release(self._plausible())
+            chosen = self._plausible()
+            # The bytes just reported are garbage in progress for the other
+            # candidates too: count them once, not again when a candidate locks.
+            for name, link in self._candidates.items():
+                if name != chosen:
+                    link.forget_garbage()
+            return self._hint() + self._release(chosen)
         return []
 
     def _release(self, name: str) -> list[LinkEvent]:

@@ -37,6 +37,8 @@ class Framer(Protocol[F]):
 
     def close(self) -> list[F | Rejected]: ...
 
+    def forget_garbage(self) -> None: ...
+
 
 class Reassembler(ABC, Generic[F, M]):
     """Base of the reassemblers: frames ``F`` in, messages (and frames passed on) ``M`` out.

@@ -66,6 +66,11 @@ class Scanner(Generic[F]):
         self._garbage_size += end - start
         self._covered = max(self._covered, end)
 
+    def forget_garbage(self) -> None:
+        """Drop the garbage run in progress unreported: another framer reported those bytes."""
+        self._garbage_size = 0
+        self._garbage_head = bytearray()
+
     def _flush_garbage(self, events: list[F | Rejected]) -> None:
         if self._garbage_size:
             head = bytes(self._garbage_head[:MAX_REJECTED_KEEP])

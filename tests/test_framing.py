@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,16 @@ def test_an_unknown_framing_is_refused_by_the_command_line() -> None:
 def test_failure_events_keep_working_with_m_bus_framing() -> None:
     events, _ = run(sv.KAIFA_NOE_MBUS, "mbus")
     assert [type(e) for e in events] == [Failure]
+
+
+def test_auto_framing_counts_noise_before_the_lock_only_once() -> None:
+    # Long noise makes auto framing report one candidate's view of it before
+    # either locks; the other must not count the same bytes again.
+    noise = random.Random(7).randbytes(200_000)
+    stream = noise + b"".join(mbus_segments(sv.KAIFA_AT_PLAINTEXT, [120])) * 3
+    pipeline = Pipeline(framing="auto", allow_replay=True)
+    for i in range(0, len(stream), 4096):
+        pipeline.feed(stream[i : i + 4096])
+    pipeline.close()
+    assert pipeline.counters["messages"] == 3
+    assert pipeline.counters["garbage_bytes"] <= pipeline.counters["bytes_read"]
