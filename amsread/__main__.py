@@ -1,3 +1,3 @@
-from amsread.cli import main
+from amsread.app.cli import main
 
 main()

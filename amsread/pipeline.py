@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from amsread.apdu import (
+from amsread.dlms.apdu import (
     DATA_NOTIFICATION,
     GENERAL_BLOCK_TRANSFER,
     GENERAL_DED_CIPHERING,
@@ -21,16 +21,16 @@ from amsread.apdu import (
     apdu_name,
     parse_data_notification,
 )
+from amsread.dlms.blocks import BlockAssembler, parse_block
+from amsread.dlms.ciphering import Ciphered, Decryptor, Plaintext, parse_ciphered
+from amsread.dlms.keys import Keys
+from amsread.dlms.replay import InvocationTracker
 from amsread.errors import ApduError, DecodeError, DecryptionError, ReplayError
-from amsread.events import Event, Failure, Message, Notice, Rejected, Skipped
-from amsread.framing import LinkEvent, make_link
-from amsread.gbt import BlockAssembler, parse_block
-from amsread.hdlc import strip_llc
-from amsread.invocation import InvocationTracker
-from amsread.keys import Keys
-from amsread.profiles import ProfileSet
-from amsread.readings import ReadingsBuilder
-from amsread.security import Ciphered, Decryptor, Plaintext, parse_ciphered
+from amsread.link.framing import LinkEvent, make_link
+from amsread.link.hdlc import strip_llc
+from amsread.model import Event, Failure, Message, Notice, Rejected, Skipped
+from amsread.readings.builder import ReadingsBuilder
+from amsread.readings.profiles import ProfileSet
 from amsread.stats import Counters
 
 _CIPHERED = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from minimal import crc16 as table_crc16  # noqa: E402
 
-from amsread.crc import crc16_x25  # noqa: E402
+from amsread.link.crc import crc16_x25  # noqa: E402
 from tests.seed_vectors import RADIUS_FRAME  # noqa: E402
 
 BODY = RADIUS_FRAME[1:-3]  # what the FCS covers
@@ -33,7 +33,7 @@ EXPECTED = int.from_bytes(RADIUS_FRAME[-3:-1], "little")
 
 def candidates() -> dict[str, Callable[[bytes], int]]:
     found: dict[str, Callable[[bytes], int]] = {
-        "amsread.crc (binascii.crc_hqx, stdlib)": crc16_x25,
+        "amsread.link.crc (binascii.crc_hqx, stdlib)": crc16_x25,
         "pure Python, 256-entry table": table_crc16,
     }
     try:

@@ -162,7 +162,7 @@ def split_frames(stream: bytes, count: int) -> list[bytes]:
 
 def inprocess_replay(path: str, repeat: int) -> dict[str, Any]:
     """Time the replay command's own code path with stdout on /dev/null."""
-    from amsread.cli import cli
+    from amsread.app.cli import cli
 
     def once() -> float:
         saved = sys.stdout

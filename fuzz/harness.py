@@ -25,9 +25,9 @@ import seed_vectors as sv
 from builders import LLC, ber_length, cipher_apdu, hdlc_frame
 from noisy import mbus_segments
 
-from amsread.events import Event, Message
-from amsread.keys import Keys
-from amsread.output import JsonlWriter
+from amsread.dlms.keys import Keys
+from amsread.model import Event, Message
+from amsread.output.writers import JsonlWriter
 from amsread.pipeline import Pipeline
 
 KEY = bytes.fromhex(sv.RADIUS_KEY)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from amsread.crc import crc16_x25
+from amsread.link.crc import crc16_x25
 
 LLC = b"\xe6\xe7\x00"
 

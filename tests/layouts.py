@@ -29,8 +29,8 @@ from test_readings import (
     WIENER_NETZE,
 )
 
-from amsread import axdr
-from amsread.apdu import parse_data_notification
+from amsread.dlms import axdr
+from amsread.dlms.apdu import parse_data_notification
 
 LAYOUTS = (
     sv.RADIUS_PLAINTEXT,

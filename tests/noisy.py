@@ -58,9 +58,9 @@ from dataclasses import dataclass, field
 import seed_vectors as sv
 from builders import LLC, cipher_apdu, hdlc_frame
 
-from amsread.crc import crc16_x25
-from amsread.events import Event, Failure, Message, Rejected
-from amsread.keys import Keys
+from amsread.dlms.keys import Keys
+from amsread.link.crc import crc16_x25
+from amsread.model import Event, Failure, Message, Rejected
 from amsread.pipeline import Pipeline
 
 KEY = bytes.fromhex(sv.RADIUS_KEY)

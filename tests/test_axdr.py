@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread import axdr
-from amsread.axdr import Array, BitString, CosemDate, CosemDateTime, CosemTime, Enum, Structure
+from amsread.dlms import axdr
+from amsread.dlms.axdr import Array, BitString, CosemDate, CosemDateTime, CosemTime, Enum, Structure
 from amsread.errors import AxdrError
 
 

@@ -10,8 +10,8 @@ import seed_vectors as sv
 from builders import cipher_apdu, hdlc_frame
 from click.testing import CliRunner
 
-from amsread.checkkey import check_keys, collect_frames, inspect_key
-from amsread.cli import cli
+from amsread.app.cli import cli
+from amsread.diagnose.checkkey import check_keys, collect_frames, inspect_key
 
 K, A = sv.RADIUS_KEY, sv.RADIUS_AUTH_KEY
 

@@ -11,7 +11,7 @@ import pytest
 import seed_vectors as sv
 from click.testing import CliRunner
 
-from amsread.cli import cli
+from amsread.app.cli import cli
 
 
 def run(*args: str, input: bytes | None = None) -> tuple[int, str, str]:
@@ -169,7 +169,7 @@ def test_closed_stdout_exits_quietly() -> None:
 
 def test_the_framing_choices_are_the_link_layers_framings() -> None:
     # cli spells them out so that --help does not import the link layers.
-    from amsread import cli as cli_module
-    from amsread.framing import FRAMINGS
+    from amsread.app import cli as cli_module
+    from amsread.link.framing import FRAMINGS
 
     assert cli_module.FRAMINGS == FRAMINGS

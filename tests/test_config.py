@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import seed_vectors as sv
 
-from amsread import config
+from amsread.app import config
 from amsread.errors import UsageError
 
 ROOT = Path(__file__).parent.parent

@@ -21,17 +21,17 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread import axdr
-from amsread.cli import cli
-from amsread.explain import (
+from amsread.app.cli import cli
+from amsread.diagnose.explain import (
     diagnose_garbage,
     explain_apdus,
     explain_stream,
     render_json,
     render_text,
 )
-from amsread.keys import Keys, parse_key
-from amsread.manufacturers import decode_system_title
+from amsread.dlms import axdr
+from amsread.dlms.keys import Keys, parse_key
+from amsread.readings.manufacturers import decode_system_title
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("AMSREAD_UPDATE_GOLDEN") == "1"

@@ -11,11 +11,11 @@ import seed_vectors as sv
 from builders import LLC, cipher_apdu, gbt_blocks, hdlc_frame, mbus_segments
 from click.testing import CliRunner
 
-from amsread.cli import cli
+from amsread.app.cli import cli
+from amsread.dlms.keys import Keys, parse_key
 from amsread.errors import UsageError
-from amsread.events import Event, Failure, Message, Notice, Rejected
-from amsread.framing import MAX_HELD, MAX_LINE, AutoLink, framing_for_hex, make_link
-from amsread.keys import Keys, parse_key
+from amsread.link.framing import MAX_HELD, MAX_LINE, AutoLink, framing_for_hex, make_link
+from amsread.model import Event, Failure, Message, Notice, Rejected
 from amsread.pipeline import Pipeline
 
 RADIUS_KEYS = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))

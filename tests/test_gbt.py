@@ -8,11 +8,11 @@ from builders import LLC, ber_length, cipher_apdu, gbt_blocks, hdlc_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amsread.dlms.blocks import MAX_TRANSFER, BlockAssembler, parse_block
+from amsread.dlms.keys import Keys, parse_key
 from amsread.errors import ApduError
-from amsread.events import Event, Failure, Message, Rejected, Skipped
-from amsread.gbt import MAX_TRANSFER, BlockAssembler, parse_block
-from amsread.hdlc import HdlcFramer, strip_llc
-from amsread.keys import Keys, parse_key
+from amsread.link.hdlc import HdlcFramer, strip_llc
+from amsread.model import Event, Failure, Message, Rejected, Skipped
 from amsread.pipeline import Pipeline
 
 RADIUS_KEYS = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))

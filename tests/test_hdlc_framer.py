@@ -7,9 +7,16 @@ import itertools
 import seed_vectors as sv
 from builders import LLC, hdlc_frame
 
-from amsread.crc import crc16_x25
-from amsread.events import Rejected
-from amsread.hdlc import MAX_BUFFER, HdlcFrame, HdlcFramer, address_value, control_name, strip_llc
+from amsread.link.crc import crc16_x25
+from amsread.link.hdlc import (
+    MAX_BUFFER,
+    HdlcFrame,
+    HdlcFramer,
+    address_value,
+    control_name,
+    strip_llc,
+)
+from amsread.model import Rejected
 
 
 def frames_of(events: list[object]) -> list[HdlcFrame]:

@@ -12,16 +12,16 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread.cli import cli
-from amsread.errors import UsageError
-from amsread.events import Failure, Message
-from amsread.invocation import (
+from amsread.app.cli import cli
+from amsread.dlms.keys import Keys, parse_key
+from amsread.dlms.replay import (
     InvocationTracker,
     StateFile,
     load_state,
     save_state,
 )
-from amsread.keys import Keys, parse_key
+from amsread.errors import UsageError
+from amsread.model import Failure, Message
 from amsread.pipeline import Pipeline
 
 EK = parse_key(sv.RADIUS_KEY)

@@ -17,12 +17,12 @@ import seed_vectors as sv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread.apdu import parse_data_notification
-from amsread.events import Label, LazyMessage, Message, Reading, ReadingLabels
-from amsread.keys import Keys, parse_key
-from amsread.output import JSONL_HEADS, JSONL_TEMPLATES, JsonlWriter, iso_utc, message_dict
+from amsread.dlms.apdu import parse_data_notification
+from amsread.dlms.keys import Keys, parse_key
+from amsread.model import Label, LazyMessage, Message, Reading, ReadingLabels
+from amsread.output.writers import JSONL_HEADS, JSONL_TEMPLATES, JsonlWriter, iso_utc, message_dict
 from amsread.pipeline import Pipeline
-from amsread.readings import ReadingsBuilder
+from amsread.readings.builder import ReadingsBuilder
 
 #: The writer escapes Unicode line separators so every message stays on one line.
 LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}

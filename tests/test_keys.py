@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread.cli import cli
+from amsread.app.cli import cli
+from amsread.dlms.keys import Keys, parse_key, read_key_file, resolve_keys
 from amsread.errors import KeyFormatError, UsageError
-from amsread.keys import Keys, parse_key, read_key_file, resolve_keys
 
 EK = bytes.fromhex(sv.RADIUS_KEY)
 AK = bytes.fromhex(sv.RADIUS_AUTH_KEY)

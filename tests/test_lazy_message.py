@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread.events import Label, LazyMessage, Message, Reading, ReadingLabels
+from amsread.model import Label, LazyMessage, Message, Reading, ReadingLabels
 
 names = st.sampled_from(
     [None, "meter_id", "meter_number", "meter_serial", "voltage_l1", "active_energy_import"]

@@ -30,9 +30,7 @@ import serial
 import structlog
 from structlog.testing import capture_logs
 
-from amsread.events import Message
-from amsread.keys import Keys, parse_key
-from amsread.listen import (
+from amsread.app.listen import (
     AUTO_SETTINGS,
     BACKOFF_MAX,
     Backoff,
@@ -43,8 +41,10 @@ from amsread.listen import (
     parse_baud,
     serial_settings_apply,
 )
+from amsread.app.runner import Reporter
+from amsread.dlms.keys import Keys, parse_key
+from amsread.model import Message
 from amsread.pipeline import Pipeline
-from amsread.runner import Reporter
 
 TESTS = Path(__file__).parent
 FRAME = sv.RADIUS_FRAME
@@ -337,7 +337,7 @@ def test_auto_detection_in_the_daemon_picks_2400_8e1_and_logs_how_to_pin_it() ->
     launcher = (
         "-c",
         "import serial, sys; serial.protocol_handler_packages.append('fakeports');"
-        " from amsread.cli import main; sys.argv[0] = 'amsread'; main()",
+        " from amsread.app.cli import main; sys.argv[0] = 'amsread'; main()",
     )
     args = ("garble://2400/E?interval=0.1", *KEYS, "--probe-seconds", "0.3")
     with Daemon(*args, launcher=launcher) as daemon:

@@ -10,7 +10,7 @@ import sys
 import seed_vectors as sv
 from structlog.testing import capture_logs
 
-from amsread.log import configure, get_logger
+from amsread.app.log import configure, get_logger
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -23,12 +23,13 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_help_imports_neither_the_link_layers_nor_structlog() -> None:
     done = run_python(
         "import sys\n"
-        "from amsread.cli import cli\n"
+        "from amsread.app.cli import cli\n"
         "try:\n"
         "    cli.main(['--help'], standalone_mode=False)\n"
         "finally:\n"
         "    print(sorted(m for m in sys.modules if m in"
-        " ('amsread.framing', 'amsread.hdlc', 'structlog', 'logging')), file=sys.stderr)\n"
+        " ('amsread.link.framing', 'amsread.link.hdlc', 'structlog', 'logging')),"
+        " file=sys.stderr)\n"
     )
     assert "Usage:" in done.stdout
     assert done.stderr.strip() == "[]"
@@ -45,7 +46,7 @@ def test_a_clean_decode_logs_nothing_and_never_imports_structlog() -> None:
     ]
     done = run_python(
         "import sys\n"
-        "from amsread.cli import cli\n"
+        "from amsread.app.cli import cli\n"
         "try:\n"
         f"    cli.main({args!r})\n"
         "except SystemExit as exit:\n"
@@ -59,7 +60,7 @@ def test_a_clean_decode_logs_nothing_and_never_imports_structlog() -> None:
 def test_the_first_line_that_passes_sets_structlog_up_as_configured() -> None:
     done = run_python(
         "import sys\n"
-        "from amsread.log import configure, get_logger\n"
+        "from amsread.app.log import configure, get_logger\n"
         "configure(0, 'json')\n"
         "log = get_logger().bind(port='/dev/ttyUSB0')\n"
         "log.info('below the level')\n"

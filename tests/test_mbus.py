@@ -8,9 +8,8 @@ from builders import cipher_apdu, mbus_frame, mbus_segments, mbus_short
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread.events import Event, Failure, Message, Notice, Rejected, Skipped
-from amsread.keys import Keys, parse_key
-from amsread.mbus import (
+from amsread.dlms.keys import Keys, parse_key
+from amsread.link.mbus import (
     MAX_BUFFER,
     MAX_MESSAGE,
     MbusFrame,
@@ -18,6 +17,7 @@ from amsread.mbus import (
     MbusMessage,
     MbusReassembler,
 )
+from amsread.model import Event, Failure, Message, Notice, Rejected, Skipped
 from amsread.pipeline import Pipeline
 
 KAIFA_KEY = parse_key(sv.KAIFA_AT_KEY)

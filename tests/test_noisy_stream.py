@@ -34,9 +34,9 @@ from noisy import (
     valid_mbus_end,
 )
 
-from amsread.cli import cli
-from amsread.crc import crc16_x25
-from amsread.events import Event, Failure, Message, Rejected
+from amsread.app.cli import cli
+from amsread.link.crc import crc16_x25
+from amsread.model import Event, Failure, Message, Rejected
 
 FRAMES = 20_000
 SEED = 20_240_301

@@ -11,9 +11,9 @@ import pytest
 import seed_vectors as sv
 from click.testing import CliRunner
 
-from amsread.cli import cli
-from amsread.events import Message, Reading
-from amsread.output import (
+from amsread.app.cli import cli
+from amsread.model import Message, Reading
+from amsread.output.writers import (
     CSV_COLUMNS,
     CsvWriter,
     InfluxWriter,

@@ -10,25 +10,25 @@ from pathlib import Path
 import pytest
 
 from amsread.errors import UsageError
-from amsread.obis import describe, parse_obis
-from amsread.profiles import (
+from amsread.readings.obis import describe, parse_obis
+from amsread.readings.profiles import (
     ProfileSet,
     builtin_profiles,
     load_profile,
     parse_profile,
 )
-from amsread.units import UNITS
+from amsread.readings.units import UNITS
 
 SNAKE = re.compile(r"[a-z][a-z0-9_]*\Z")
 BUILTIN_FILES = sorted(
     e.name
-    for e in resources.files("amsread").joinpath("profiles").iterdir()
+    for e in resources.files("amsread.readings").joinpath("data/profiles").iterdir()
     if e.name.endswith(".toml")
 )
 
 
 def _raw(name: str) -> dict[str, object]:
-    text = resources.files("amsread").joinpath("profiles", name).read_text("utf-8")
+    text = resources.files("amsread.readings").joinpath("data/profiles", name).read_text("utf-8")
     return tomllib.loads(text)
 
 
@@ -52,7 +52,7 @@ def test_every_builtin_profile_cites_a_public_list_definition(name: str) -> None
 
 @pytest.mark.parametrize("profile", builtin_profiles(), ids=lambda p: p.name)
 def test_every_obis_code_in_a_builtin_profile_is_well_formed(profile: object) -> None:
-    from amsread.profiles import Profile
+    from amsread.readings.profiles import Profile
 
     assert isinstance(profile, Profile)
     rules = list(profile.implied) + [r for layout in profile.layouts for r in layout.positions]
@@ -77,7 +77,7 @@ def test_every_position_with_a_unit_is_typed_as_a_number() -> None:
 
 
 def test_obis_table_keys_names_and_units_are_well_formed() -> None:
-    text = resources.files("amsread").joinpath("data/obis.toml").read_text("utf-8")
+    text = resources.files("amsread.readings").joinpath("data/obis.toml").read_text("utf-8")
     codes = tomllib.loads(text)["codes"]
     symbols = set(UNITS.values())
     for key, entry in codes.items():

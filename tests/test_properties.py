@@ -22,19 +22,22 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from noisy import mbus_long_frame, mbus_segments, valid_frame_end
 
-from amsread import axdr, gbt, hdlc, mbus, obis, profiles
-from amsread.apdu import DataNotification, parse_data_notification
+from amsread.dlms import axdr
+from amsread.dlms import blocks as gbt
+from amsread.dlms.apdu import DataNotification, parse_data_notification
+from amsread.dlms.ciphering import Decryptor, parse_ciphered
+from amsread.dlms.keys import Keys
 from amsread.errors import AuthenticationError, DecodeError
-from amsread.events import Event, Failure, Message, Rejected
-from amsread.framing import FRAMINGS
-from amsread.hdlc import HdlcFrame, HdlcFramer, HdlcReassembler
-from amsread.keys import Keys
-from amsread.mbus import MbusFramer, MbusReassembler
-from amsread.output import message_dict
+from amsread.link import hdlc, mbus
+from amsread.link.framing import FRAMINGS
+from amsread.link.hdlc import HdlcFrame, HdlcFramer, HdlcReassembler
+from amsread.link.mbus import MbusFramer, MbusReassembler
+from amsread.model import Event, Failure, Message, Rejected
+from amsread.output.writers import message_dict
 from amsread.pipeline import Pipeline
-from amsread.profiles import ProfileSet
-from amsread.readings import ReadingsBuilder, extract
-from amsread.security import Decryptor, parse_ciphered
+from amsread.readings import obis, profiles
+from amsread.readings.builder import ReadingsBuilder, extract
+from amsread.readings.profiles import ProfileSet
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 sys.path.insert(0, str(FUZZ))

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread.apdu import parse_data_notification
+from amsread.dlms.apdu import parse_data_notification
 from amsread.errors import ApduError
-from amsread.events import LazyMessage, Message
+from amsread.model import LazyMessage, Message
 from amsread.pipeline import Pipeline
-from amsread.profiles import ProfileSet, parse_profile
-from amsread.readings import ReadingsBuilder, extract
+from amsread.readings.builder import ReadingsBuilder, extract
+from amsread.readings.profiles import ProfileSet, parse_profile
 
 Triple = tuple[str | None, object, str | None]
 

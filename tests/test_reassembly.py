@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from builders import LLC, hdlc_frame, mbus_segments
 
-from amsread import hdlc, mbus, reassembly, scanning
-from amsread.events import Rejected, Skipped
-from amsread.hdlc import HdlcFrame, HdlcReassembler
-from amsread.mbus import MbusMessage, MbusReassembler
+from amsread.link import hdlc, mbus
+from amsread.link import scanner as scanning
+from amsread.link import segments as reassembly
+from amsread.link.hdlc import HdlcFrame, HdlcReassembler
+from amsread.link.mbus import MbusMessage, MbusReassembler
+from amsread.model import Rejected, Skipped
 
 APDU = bytes(range(256)) * 2
 LINKS = ["hdlc", "mbus"]

@@ -9,12 +9,12 @@ from builders import cipher_apdu, hdlc_frame, mbus_segments
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread.events import Message, Rejected
-from amsread.hdlc import HdlcFrame, HdlcFramer
-from amsread.mbus import MbusMessage, MbusReassembler
+from amsread.diagnose.redact import CaptureRedactor, Redactor, is_identifying
+from amsread.dlms.ciphering import parse_ciphered
+from amsread.link.hdlc import HdlcFrame, HdlcFramer
+from amsread.link.mbus import MbusMessage, MbusReassembler
+from amsread.model import Message, Rejected
 from amsread.pipeline import Pipeline
-from amsread.redact import CaptureRedactor, Redactor, is_identifying
-from amsread.security import parse_ciphered
 
 RADIUS_SERIAL = bytes.fromhex("01A4DC52")
 

@@ -10,18 +10,18 @@ import layouts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amsread.apdu import parse_data_notification
-from amsread.events import LazyMessage, Message, Reading, ReadingLabels
-from amsread.readings import ReadingsBuilder
-from amsread.runner import Reporter
-from amsread.sanity import (
+from amsread.app.runner import Reporter
+from amsread.dlms.apdu import parse_data_notification
+from amsread.model import LazyMessage, Message, Reading, ReadingLabels
+from amsread.readings.builder import ReadingsBuilder
+from amsread.readings.sanity import (
     ENERGY_BACKWARDS,
     MAX_TRACKED,
     VOLTAGE_OUT_OF_RANGE,
     Flag,
     SanityChecker,
 )
-from amsread.sanity import _kind as sanity_kind
+from amsread.readings.sanity import _kind as sanity_kind
 
 
 def message(*readings: tuple[str, object], title: str | None = "KAMTEST1") -> Message:
@@ -171,7 +171,7 @@ def test_lazy_and_built_messages_are_flagged_as_the_plain_checks_flag_them(
         messages.append(message)
     expected = reference_flags(messages, max_tracked)
     checker = SanityChecker()
-    with mock.patch("amsread.sanity.MAX_TRACKED", max_tracked):  # forgetting registers too
+    with mock.patch("amsread.readings.sanity.MAX_TRACKED", max_tracked):  # forgetting registers too
         assert [checker.check(m) for m in messages] == expected
 
 

@@ -13,11 +13,11 @@ from builders import LLC, cipher_apdu, hdlc_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amsread.dlms.ciphering import Decryptor, parse_ciphered
+from amsread.dlms.keys import Keys, parse_key
 from amsread.errors import ApduError, UnsupportedSecurityError
-from amsread.events import Failure, Message
-from amsread.keys import Keys, parse_key
+from amsread.model import Failure, Message
 from amsread.pipeline import Pipeline
-from amsread.security import Decryptor, parse_ciphered
 
 EK = parse_key(sv.RADIUS_KEY)
 AK = parse_key(sv.RADIUS_AUTH_KEY)

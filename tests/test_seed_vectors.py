@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import seed_vectors as sv
 
-from amsread.events import Failure, Message, Rejected, Skipped
-from amsread.keys import Keys, parse_key
+from amsread.dlms.keys import Keys, parse_key
+from amsread.model import Failure, Message, Rejected, Skipped
 from amsread.pipeline import Pipeline
 
 

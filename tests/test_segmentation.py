@@ -8,9 +8,9 @@ from builders import LLC, cipher_apdu, hdlc_frame, hdlc_segments
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from amsread.events import Event, Failure, Message, Rejected, Skipped
-from amsread.hdlc import MAX_MESSAGE, HdlcFrame, HdlcReassembler
-from amsread.keys import Keys, parse_key
+from amsread.dlms.keys import Keys, parse_key
+from amsread.link.hdlc import MAX_MESSAGE, HdlcFrame, HdlcReassembler
+from amsread.model import Event, Failure, Message, Rejected, Skipped
 from amsread.pipeline import Pipeline
 
 RADIUS_KEYS = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))

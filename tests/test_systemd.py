@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import seed_vectors as sv
 
-from amsread.notify import Notifier
+from amsread.app.notify import Notifier
 
 ROOT = Path(__file__).parent.parent
 UNIT = ROOT / "systemd" / "amsread.service"
@@ -165,7 +165,7 @@ def test_the_unit_is_hardened_but_keeps_the_network_for_ser2net() -> None:
 
 
 def test_the_unit_loads_the_keys_as_the_credentials_amsread_looks_for() -> None:
-    from amsread.keys import CREDENTIAL_AUTH_KEY, CREDENTIAL_KEY
+    from amsread.dlms.keys import CREDENTIAL_AUTH_KEY, CREDENTIAL_KEY
 
     names = {value.split(":", 1)[0] for value in directives()["LoadCredential"]}
     assert names == {CREDENTIAL_KEY, CREDENTIAL_AUTH_KEY}
@@ -177,7 +177,7 @@ def test_the_unit_loads_the_keys_as_the_credentials_amsread_looks_for() -> None:
 def test_json_logs_are_one_object_per_line_and_hex_dumps_wait_for_debug_level(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from amsread.log import configure, get_logger
+    from amsread.app.log import configure, get_logger
 
     try:
         configure(1, "json")

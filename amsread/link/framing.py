@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol
 
 from amsread.errors import UsageError
-from amsread.events import Notice, Rejected, Skipped
-from amsread.hdlc import HdlcFrame, HdlcMessageEvent, HdlcReassembler
-from amsread.mbus import MbusFrame, MbusMessage, MbusMessageEvent, MbusReassembler
-from amsread.reassembly import M, Reassembler
+from amsread.link.hdlc import HdlcFrame, HdlcMessageEvent, HdlcReassembler
+from amsread.link.mbus import MbusFrame, MbusMessage, MbusMessageEvent, MbusReassembler
+from amsread.link.segments import M, Reassembler
+from amsread.model import Notice, Rejected, Skipped
 
 FRAMINGS = ("auto", "hdlc", "mbus", "raw")
 LABELS = {"hdlc": "HDLC", "mbus": "M-Bus", "raw": "hex lines"}

@@ -22,8 +22,9 @@ import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from amsread import axdr
-from amsread.apdu import (
+from amsread.diagnose.redact import Redactor, is_identifying
+from amsread.dlms import axdr
+from amsread.dlms.apdu import (
     APDU_NAMES,
     DATA_NOTIFICATION,
     GENERAL_BLOCK_TRANSFER,
@@ -32,7 +33,9 @@ from amsread.apdu import (
     apdu_name,
     parse_data_notification,
 )
-from amsread.crc import crc16_x25
+from amsread.dlms.blocks import BlockAssembler, parse_block
+from amsread.dlms.ciphering import TAG_SIZE, Ciphered, Decryptor, parse_ciphered
+from amsread.dlms.keys import Keys
 from amsread.errors import (
     ApduError,
     AuthenticationError,
@@ -40,9 +43,8 @@ from amsread.errors import (
     NoKeyError,
     UnsupportedSecurityError,
 )
-from amsread.events import Message, Reading, Rejected
-from amsread.gbt import BlockAssembler, parse_block
-from amsread.hdlc import (
+from amsread.link.crc import crc16_x25
+from amsread.link.hdlc import (
     FLAG,
     LLC_HEADERS,
     HdlcFrame,
@@ -51,16 +53,14 @@ from amsread.hdlc import (
     address_value,
     control_name,
 )
-from amsread.keys import Keys
-from amsread.manufacturers import decode_system_title
-from amsread.mbus import MbusFrame, MbusFramer, MbusMessage, MbusReassembler
-from amsread.obis import OBIS_SIZE, describe, format_obis, parse_obis
-from amsread.profiles import Profile, ProfileSet
-from amsread.readings import Extracted, Item, ReadingsBuilder, extract
-from amsread.redact import Redactor, is_identifying
-from amsread.security import TAG_SIZE, Ciphered, Decryptor, parse_ciphered
-from amsread.timestamps import cosem_datetime_iso, looks_like_datetime
-from amsread.units import unit_symbol
+from amsread.link.mbus import MbusFrame, MbusFramer, MbusMessage, MbusReassembler
+from amsread.model import Message, Reading, Rejected
+from amsread.readings.builder import Extracted, Item, ReadingsBuilder, extract
+from amsread.readings.manufacturers import decode_system_title
+from amsread.readings.obis import OBIS_SIZE, describe, format_obis, parse_obis
+from amsread.readings.profiles import Profile, ProfileSet
+from amsread.readings.timestamps import cosem_datetime_iso, looks_like_datetime
+from amsread.readings.units import unit_symbol
 
 #: Frames explained in full by default; the rest are only counted.
 DEFAULT_LIMIT = 20
@@ -1441,7 +1441,8 @@ def _unknown_layout(extracted: Extracted, hint: str | None) -> Problem:
         " them by position",
         hint
         or "write a profile with one [[position]] entry (OBIS code, scaler, unit) per value,"
-        " in order, and pass it with --profile (see amsread/profiles/ for the format)",
+        " in order, and pass it with --profile"
+        " (see amsread/readings/data/profiles/ for the format)",
     )
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Generic, Protocol, TypeVar
 
-from amsread.events import Rejected, Skipped
-from amsread.scanning import MAX_REJECTED_KEEP
+from amsread.link.scanner import MAX_REJECTED_KEEP
+from amsread.model import Rejected, Skipped
 
 
 class Segment(Protocol):

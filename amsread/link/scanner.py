@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from amsread.events import Rejected
+from amsread.model import Rejected
 
 #: Kept of a rejected region, for diagnostics; the rest is only counted.
 MAX_REJECTED_KEEP = 64

@@ -2,7 +2,7 @@
 
 A profile names a list family (how to recognise it) and supplies what the
 meter does not send: OBIS codes for items sent without one, and implied
-scalers and units. Built-in profiles live in ``amsread/profiles/``; users add
+scalers and units. Built-in profiles live in ``amsread/readings/data/profiles/``; users add
 or override them with ``--profile FILE`` (a user profile with the name of a
 built-in one replaces it). Every built-in profile cites the public list
 definition it encodes.
@@ -59,8 +59,8 @@ from importlib import resources
 from pathlib import Path
 
 from amsread.errors import UsageError
-from amsread.obis import OBIS_SIZE, parse_obis
-from amsread.units import UNITS
+from amsread.readings.obis import OBIS_SIZE, parse_obis
+from amsread.readings.units import UNITS
 
 _TOP_KEYS = frozenset(
     {"name", "title", "sources", "notes", "match", "leading_obis", "implied", "position", "layout"}
@@ -414,7 +414,7 @@ def load_profile(path: str | Path) -> Profile:
 
 @cache
 def builtin_profiles() -> tuple[Profile, ...]:
-    folder = resources.files("amsread").joinpath("profiles")
+    folder = resources.files("amsread.readings").joinpath("data/profiles")
     found = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):

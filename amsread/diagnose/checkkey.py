@@ -22,19 +22,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from amsread.apdu import (
+from amsread.dlms.apdu import (
     DATA_NOTIFICATION,
     GENERAL_BLOCK_TRANSFER,
     GENERAL_DED_CIPHERING,
     GENERAL_GLO_CIPHERING,
     parse_data_notification,
 )
+from amsread.dlms.ciphering import Ciphered, Decryptor, parse_ciphered
+from amsread.dlms.keys import KEY_SIZE, Keys, parse_key
 from amsread.errors import AmsreadError, AuthenticationError, KeyFormatError
-from amsread.events import Rejected
-from amsread.hdlc import strip_llc
-from amsread.keys import KEY_SIZE, Keys, parse_key
-from amsread.manufacturers import decode_system_title
-from amsread.security import Ciphered, Decryptor, parse_ciphered
+from amsread.link.hdlc import strip_llc
+from amsread.model import Rejected
+from amsread.readings.manufacturers import decode_system_title
 
 #: Ciphered APDUs tried per candidate: enough to tell a damaged frame from a wrong key.
 MAX_FRAMES = 8
@@ -166,8 +166,8 @@ def collect_frames(data: bytes, *, stream: bool) -> Frames:
     if not stream:
         _add_apdu(frames, strip_llc(data))
         return frames
-    from amsread.framing import LinkMessage, make_link
-    from amsread.gbt import BlockAssembler, parse_block
+    from amsread.dlms.blocks import BlockAssembler, parse_block
+    from amsread.link.framing import LinkMessage, make_link
 
     link = make_link("auto")
     blocks = BlockAssembler()

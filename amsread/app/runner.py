@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from amsread.events import Event, Failure, Message, Notice, Rejected, Skipped
-from amsread.output import Writer
+from amsread.model import Event, Failure, Message, Notice, Rejected, Skipped
+from amsread.output.writers import Writer
 from amsread.pipeline import Pipeline
-from amsread.sanity import SanityChecker
+from amsread.readings.sanity import SanityChecker
 
 HINTS = {
     "no_key": "pass the encryption key (GUEK) your grid operator gave you with --key",

@@ -25,8 +25,9 @@ from dataclasses import dataclass, replace
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from amsread.apdu import GENERAL_DED_CIPHERING, GENERAL_GLO_CIPHERING
-from amsread.axdr import decode_length
+from amsread.dlms.apdu import GENERAL_DED_CIPHERING, GENERAL_GLO_CIPHERING
+from amsread.dlms.axdr import decode_length
+from amsread.dlms.keys import Keys
 from amsread.errors import (
     ApduError,
     AuthenticationError,
@@ -34,7 +35,6 @@ from amsread.errors import (
     NoKeyError,
     UnsupportedSecurityError,
 )
-from amsread.keys import Keys
 
 TAG_SIZE = 12
 SYSTEM_TITLE_SIZE = 8

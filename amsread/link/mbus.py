@@ -28,10 +28,10 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from amsread.events import Notice, Rejected, Skipped
-from amsread.reassembly import Reassembler, segment_lost
-from amsread.scanning import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
-from amsread.scanning import Scanner
+from amsread.link.scanner import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
+from amsread.link.scanner import Scanner
+from amsread.link.segments import Reassembler, segment_lost
+from amsread.model import Notice, Rejected, Skipped
 
 LONG_START = 0x68
 SHORT_START = 0x10

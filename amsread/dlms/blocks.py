@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amsread.apdu import GENERAL_BLOCK_TRANSFER
-from amsread.axdr import decode_length
+from amsread.dlms.apdu import GENERAL_BLOCK_TRANSFER
+from amsread.dlms.axdr import decode_length
 from amsread.errors import ApduError, AxdrError
-from amsread.events import Rejected, Skipped
+from amsread.model import Rejected, Skipped
 
 LAST_BLOCK = 0x80
 STREAMING = 0x40

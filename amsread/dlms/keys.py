@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from amsread.app.sources import read_small_file
 from amsread.errors import KeyFormatError
-from amsread.sources import read_small_file
 
 KEY_SIZE = 16
 #: systemd ``LoadCredential=`` names, looked up in ``$CREDENTIALS_DIRECTORY``.
@@ -150,7 +150,7 @@ def readable_by_others(path: str) -> bool:
 
 def warn_if_readable_by_others(path: str) -> None:
     if readable_by_others(path):
-        from amsread.log import get_logger
+        from amsread.app.log import get_logger
 
         get_logger().warning(
             "key file can be read by other users", path=path, hint=f"run: chmod 600 {path}"

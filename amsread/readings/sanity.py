@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from amsread.events import LazyMessage, Message, ReadingLabels
+from amsread.model import LazyMessage, Message, ReadingLabels
 
 #: Plausible RMS voltages of a low-voltage supply (120 V, 230 V, 400 V systems).
 VOLTAGE_RANGE = (50.0, 300.0)

@@ -23,9 +23,9 @@ from amsread.errors import UsageError
 FRAMINGS = ("auto", "hdlc", "mbus", "raw")
 
 if TYPE_CHECKING:
-    from amsread.invocation import InvocationTracker
+    from amsread.app.runner import Reporter
+    from amsread.dlms.replay import InvocationTracker
     from amsread.pipeline import Pipeline
-    from amsread.runner import Reporter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,7 +56,7 @@ def _stdout_gone() -> None:
 
 #: Key files, state file and replay policy travel from _key_options to _setup
 #: in the click context, so every command taking keys gets them unchanged.
-_SECURITY_META = "amsread.security"
+_SECURITY_META = "amsread.dlms.ciphering"
 _SECURITY_OPTIONS = ("key_file", "auth_key_file", "state_file", "allow_replay")
 
 
@@ -114,7 +114,7 @@ def _key_options(func: F) -> F:
 
 
 #: --output and --time travel from _output_options to _setup in the click context.
-_OUTPUT_META = "amsread.output"
+_OUTPUT_META = "amsread.output.writers"
 _OUTPUT_OPTIONS = ("output", "time_source")
 
 
@@ -164,7 +164,7 @@ def _output_options(func: F) -> F:
 
 
 #: --framing travels from _framing_option to _setup in the click context.
-_FRAMING_META = "amsread.framing"
+_FRAMING_META = "amsread.link.framing"
 
 
 def _framing_option(func: F) -> F:
@@ -192,7 +192,7 @@ def _framing() -> str:
 
 def _writer(fmt: str) -> Any:
     """The writer for --format, on stdout or appending to --output FILE."""
-    from amsread.output import make_writer, open_output
+    from amsread.output.writers import make_writer, open_output
 
     ctx = click.get_current_context(silent=True)
     options = ctx.meta.get(_OUTPUT_META, {}) if ctx is not None else {}
@@ -223,11 +223,11 @@ def _setup(
     what _key_options put in the click context; pass it to use merged config values.
     ``framing`` defaults to --framing (_framing_option), else hdlc.
     """
-    from amsread.keys import resolve_keys
-    from amsread.log import get_logger
+    from amsread.app.log import get_logger
+    from amsread.app.runner import Reporter
+    from amsread.dlms.keys import resolve_keys
     from amsread.pipeline import Pipeline
-    from amsread.profiles import ProfileSet, load_profile
-    from amsread.runner import Reporter
+    from amsread.readings.profiles import ProfileSet, load_profile
 
     if security is None:
         security = _security_options()
@@ -241,7 +241,7 @@ def _setup(
         allow_replay=bool(security.get("allow_replay")),
         framing=framing or _framing(),
     )
-    # amsread.log's logger: a line below the level (the per-message debug
+    # amsread.app.log's logger: a line below the level (the per-message debug
     # line) costs one comparison, and structlog is imported only for one above.
     reporter = Reporter(get_logger().bind(), after_message=after_message)
     return pipeline, _writer(fmt), reporter
@@ -253,8 +253,8 @@ def _invocation_state(
     """The tracker from --state-file, a saver to call per message, and a save at exit."""
     if not path:
         return None, None
-    from amsread.invocation import StateFile, load_state
-    from amsread.log import get_logger
+    from amsread.app.log import get_logger
+    from amsread.dlms.replay import StateFile, load_state
 
     store = StateFile(path, load_state(path))
     warned: list[str] = []
@@ -291,7 +291,7 @@ def cli(verbose: int, quiet: int, log_format: str) -> None:
 
     Readings go to stdout (one JSON object per message); logs go to stderr.
     """
-    from amsread.log import configure
+    from amsread.app.log import configure
 
     configure(verbose - quiet, log_format)
 
@@ -322,9 +322,9 @@ def decode(
     APDUs, with or without the LLC header (one per line in a file). Spaces,
     newlines, 0x prefixes, colons and '#' comments are ignored.
     """
-    from amsread.framing import framing_for_hex
-    from amsread.runner import exit_status, run, run_apdus
-    from amsread.sources import read_hex_input
+    from amsread.app.runner import exit_status, run, run_apdus
+    from amsread.app.sources import read_hex_input
+    from amsread.link.framing import framing_for_hex
 
     with _usage_errors():
         if file is not None and hex_words:
@@ -361,8 +361,8 @@ def replay(
     capture: str, key: str | None, auth_key: str | None, fmt: str, profiles: tuple[str, ...]
 ) -> None:
     """Decode a raw capture (bytes as read from the line; '-' for stdin)."""
-    from amsread.runner import exit_status, run, summarize
-    from amsread.sources import read_chunks
+    from amsread.app.runner import exit_status, run, summarize
+    from amsread.app.sources import read_chunks
 
     with _usage_errors():
         pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
@@ -385,11 +385,11 @@ def demo(fmt: str) -> None:
     import tomllib
     from importlib import resources
 
-    from amsread.runner import run
-    from amsread.sources import parse_hex
+    from amsread.app.runner import run
+    from amsread.app.sources import parse_hex
 
     example = tomllib.loads(
-        resources.files("amsread").joinpath("data/demo.toml").read_text("utf-8")
+        resources.files("amsread").joinpath("readings/data/demo.toml").read_text("utf-8")
     )
     click.echo(f"# {example['source']}", err=True)
     with _usage_errors():
@@ -399,7 +399,7 @@ def demo(fmt: str) -> None:
 
 
 #: Settings from --config and AMSREAD_* variables, for what click cannot apply itself.
-_CONFIG_META = "amsread.config"
+_CONFIG_META = "amsread.app.config"
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
@@ -408,7 +408,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
     click then takes a flag over an option's own env var over the default_map
     over the built-in default: flags > environment > file > defaults.
     """
-    from amsread import config
+    from amsread.app import config
 
     with _usage_errors():
         settings = config.merged(path)
@@ -421,7 +421,7 @@ def _listen_logging(ctx: click.Context, settings: dict[str, Any]) -> None:
     """A daemon logs at info unless told otherwise; -v/-q and --log-format win."""
     from click.core import ParameterSource
 
-    from amsread.log import LEVEL_NAMES, configure, level_for
+    from amsread.app.log import LEVEL_NAMES, configure, level_for
 
     group = ctx.parent
     if group is None:
@@ -446,7 +446,7 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
         if redact:
             raise UsageError("--redact applies to --save-raw FILE; give both")
         return None
-    from amsread.log import get_logger
+    from amsread.app.log import get_logger
 
     try:
         handle = open(path, "ab")  # noqa: SIM115 - closed when the command ends
@@ -454,7 +454,7 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
         raise UsageError(f"cannot open --save-raw file {path}: {exc.strerror}") from None
     redactor = None
     if redact:
-        from amsread.redact import CaptureRedactor
+        from amsread.diagnose.redact import CaptureRedactor
 
         redactor = CaptureRedactor()
     broken: list[str] = []
@@ -545,11 +545,11 @@ def listen(
     tried until a frame checks out. A lost port is reopened; SIGUSR1 logs the
     counters; SIGTERM or Ctrl-C stop after the current line.
     """
-    from amsread.config import READABLE_SECRET
-    from amsread.listen import PROBE_SECONDS, Backoff, Listener, candidates, parse_baud
-    from amsread.log import get_logger
-    from amsread.notify import Notifier
-    from amsread.runner import run, summarize
+    from amsread.app.config import READABLE_SECRET
+    from amsread.app.listen import PROBE_SECONDS, Backoff, Listener, candidates, parse_baud
+    from amsread.app.log import get_logger
+    from amsread.app.notify import Notifier
+    from amsread.app.runner import run, summarize
 
     ctx = click.get_current_context()
     settings = ctx.meta.get(_CONFIG_META, {})
@@ -600,8 +600,8 @@ def _diagnostic_input(
     hex_words: tuple[str, ...], file: str | None, capture: str | None
 ) -> tuple[bytes, list[bytes] | None, str]:
     """(bytes from the line, or bare APDUs; a name for the source) from HEX…, --file, --capture."""
-    from amsread.explain import looks_like_apdu
-    from amsread.sources import read_chunks, read_hex_input
+    from amsread.app.sources import read_chunks, read_hex_input
+    from amsread.diagnose.explain import looks_like_apdu
 
     given = sum((bool(hex_words), file is not None, capture is not None))
     if given != 1:
@@ -700,9 +700,9 @@ def explain(
     data as a tree, readings, the profile chosen) and, for each failure, its
     cause and a next step. Exit status 0 when everything decoded, 1 otherwise.
     """
-    from amsread.explain import explain_apdus, explain_stream, render_json, render_text
-    from amsread.keys import Keys, parse_key
-    from amsread.profiles import ProfileSet, load_profile
+    from amsread.diagnose.explain import explain_apdus, explain_stream, render_json, render_text
+    from amsread.dlms.keys import Keys, parse_key
+    from amsread.readings.profiles import ProfileSet, load_profile
 
     with _usage_errors():
         data, apdus, source = _diagnostic_input(hex_words, file, capture)
@@ -764,7 +764,7 @@ def check_key(
     key's format (length, 0x, spaces, ASCII text). Keys are never printed.
     Exit status 0 when the keys work, 1 otherwise.
     """
-    from amsread.checkkey import check_keys, collect_frames, render_report
+    from amsread.diagnose.checkkey import check_keys, collect_frames, render_report
 
     with _usage_errors():
         data, apdus, _source = _diagnostic_input(hex_words, file, capture)

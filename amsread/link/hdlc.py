@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amsread.crc import crc16_x25
-from amsread.events import Rejected, Skipped
-from amsread.reassembly import Reassembler, segment_lost
-from amsread.scanning import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
-from amsread.scanning import Scanner
+from amsread.link.crc import crc16_x25
+from amsread.link.scanner import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
+from amsread.link.scanner import Scanner
+from amsread.link.segments import Reassembler, segment_lost
+from amsread.model import Rejected, Skipped
 
 FLAG = 0x7E
 #: The 11-bit length field caps a frame at 2047 bytes between the flags.

@@ -8,9 +8,9 @@ GET…) can share the line and is recognised so it can be skipped by name.
 
 from __future__ import annotations
 
-from amsread import axdr
+from amsread.dlms import axdr
 from amsread.errors import ApduError, AxdrError
-from amsread.timestamps import cosem_datetime_iso
+from amsread.readings.timestamps import cosem_datetime_iso
 
 DATA_NOTIFICATION = 0x0F
 GENERAL_GLO_CIPHERING = 0xDB

@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from amsread.app.sources import read_small_file
+from amsread.dlms.keys import readable_by_others
 from amsread.errors import UsageError
-from amsread.framing import FRAMINGS
-from amsread.keys import readable_by_others
-from amsread.sources import read_small_file
+from amsread.link.framing import FRAMINGS
 
 ENV_PREFIX = "AMSREAD_"
 #: A configuration file is a few hundred bytes; refuse to parse a wrong path's megabytes.

@@ -23,14 +23,14 @@ import re
 from collections import Counter
 from typing import Any, TypeVar
 
-from amsread import axdr
-from amsread.apdu import DATA_NOTIFICATION, GENERAL_DED_CIPHERING, GENERAL_GLO_CIPHERING
-from amsread.crc import crc16_x25
+from amsread.dlms import axdr
+from amsread.dlms.apdu import DATA_NOTIFICATION, GENERAL_DED_CIPHERING, GENERAL_GLO_CIPHERING
 from amsread.errors import AxdrError
-from amsread.hdlc import LLC_HEADERS, HdlcFrame, HdlcFramer
-from amsread.manufacturers import SYSTEM_TITLE_SIZE, decode_system_title
-from amsread.mbus import MbusFrame, MbusFramer
-from amsread.obis import OBIS_SIZE, describe
+from amsread.link.crc import crc16_x25
+from amsread.link.hdlc import LLC_HEADERS, HdlcFrame, HdlcFramer
+from amsread.link.mbus import MbusFrame, MbusFramer
+from amsread.readings.manufacturers import SYSTEM_TITLE_SIZE, decode_system_title
+from amsread.readings.obis import OBIS_SIZE, describe
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from operator import attrgetter
 from typing import Any, Protocol, TextIO
 
 from amsread.errors import UsageError
-from amsread.events import Label, LazyMessage, Message, Reading, ReadingLabels
+from amsread.model import Label, LazyMessage, Message, Reading, ReadingLabels
 
 #: Line separators that json leaves raw with ensure_ascii=False; escaped so that
 #: consumers splitting lines with str.splitlines() (or JavaScript) see one line.

@@ -42,20 +42,20 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from amsread import axdr
-from amsread.apdu import DataNotification
-from amsread.axdr import Array, Structure
+from amsread.dlms import axdr
+from amsread.dlms.apdu import DataNotification
+from amsread.dlms.axdr import Array, Structure
 from amsread.errors import ApduError, AxdrError
-from amsread.events import LazyMessage, ReadingLabels
-from amsread.obis import OBIS_SIZE, describe, format_obis
-from amsread.profiles import Layout, Profile, ProfileSet
-from amsread.timestamps import (
+from amsread.model import LazyMessage, ReadingLabels
+from amsread.readings.obis import OBIS_SIZE, describe, format_obis
+from amsread.readings.profiles import Layout, Profile, ProfileSet
+from amsread.readings.timestamps import (
     cosem_date_iso,
     cosem_datetime_iso,
     cosem_time_iso,
     looks_like_datetime,
 )
-from amsread.units import unit_symbol
+from amsread.readings.units import unit_symbol
 
 Path = tuple[int, ...]
 Converter = Callable[[Any], Any]

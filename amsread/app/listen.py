@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Protocol
 
+from amsread.app.notify import Notifier
+from amsread.app.runner import Reporter
 from amsread.errors import UsageError
-from amsread.notify import Notifier
 from amsread.pipeline import Pipeline
-from amsread.runner import Reporter
 
 #: A blocking read returns at least this often (s), so a stop request takes
 #: effect within a second and watchdog pings are never late.

@@ -32,7 +32,7 @@ def parse_obis(text: str) -> bytes:
 
 @cache
 def _table() -> dict[tuple[int, int, int, int], tuple[str, str | None]]:
-    text = resources.files("amsread").joinpath("data/obis.toml").read_text("utf-8")
+    text = resources.files("amsread.readings").joinpath("data/obis.toml").read_text("utf-8")
     table = {}
     for key, entry in tomllib.loads(text)["codes"].items():
         a, c, d, e = (int(part) for part in key.split("."))

@@ -28,7 +28,9 @@ _FUNCTIONS = ((0x1, "disconnector"), (0x2, "load management"), (0x4, "multi-util
 @cache
 def flags() -> dict[str, str]:
     """FLAG ID -> maker, from the data file."""
-    text = resources.files("amsread").joinpath("data/manufacturers.toml").read_text("utf-8")
+    text = (
+        resources.files("amsread.readings").joinpath("data/manufacturers.toml").read_text("utf-8")
+    )
     table = tomllib.loads(text)["flags"]
     return {str(k): str(v) for k, v in table.items()}
 
