@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from amsread import __version__
+from amsread.app.mqtt_options import mqtt_options, mqtt_writer
 from amsread.errors import UsageError
 
 #: The --framing choices, as framing.FRAMINGS (tests/test_cli.py holds them
@@ -153,10 +154,11 @@ def _output_options(func: F) -> F:
         click.option(
             "--format",
             "fmt",
-            type=click.Choice(["jsonl", "csv", "influx"]),
+            type=click.Choice(["jsonl", "csv", "influx", "none"]),
             default="jsonl",
             show_default=True,
-            help="Output: JSON lines, CSV (one row per reading) or InfluxDB line protocol.",
+            help="Output: JSON lines, CSV (one row per reading), InfluxDB line protocol,"
+            " or none (with --mqtt).",
         ),
     ):
         wrapped = option(wrapped)
@@ -357,6 +359,7 @@ def decode(
 @_key_options
 @_output_options
 @_framing_option
+@mqtt_options
 def replay(
     capture: str, key: str | None, auth_key: str | None, fmt: str, profiles: tuple[str, ...]
 ) -> None:
@@ -366,6 +369,7 @@ def replay(
 
     with _usage_errors():
         pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
+        writer, _queue = mqtt_writer(writer, reporter.log, replay=True)
         run(read_chunks(capture), pipeline, writer, reporter)
     summarize(pipeline, reporter)
     sys.exit(exit_status(reporter))
@@ -525,6 +529,7 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
 @_key_options
 @_output_options
 @_framing_option
+@mqtt_options
 def listen(
     port: str | None,
     baud: str,
@@ -567,6 +572,7 @@ def listen(
             )
         tried = candidates(parse_baud(baud), None if parity.lower() == "auto" else parity.upper())
         pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
+        writer, mqtt_queue = mqtt_writer(writer, log)
         listener = Listener(
             port,
             tried,
@@ -577,6 +583,8 @@ def listen(
             probe_seconds=probe_seconds or PROBE_SECONDS,
             backoff=Backoff(first=retry_first) if retry_first else None,
         )
+        if mqtt_queue is not None:
+            listener.extra_counters.append(mqtt_queue.report)
         try:
             with listener.signals():
                 run(listener.chunks(), pipeline, writer, reporter)

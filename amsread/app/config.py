@@ -101,7 +101,7 @@ SETTINGS: dict[str, Setting] = {
     "baud": Setting("baud", _baud),
     "parity": Setting("parity", _parity),
     "framing": Setting("framing", _choice(*FRAMINGS)),
-    "format": Setting("fmt", _choice("jsonl", "csv", "influx")),
+    "format": Setting("fmt", _choice("jsonl", "csv", "influx", "none")),
     "output": Setting("output", _text),
     "save_raw": Setting("save_raw", _text),
     "redact": Setting("redact", _bool),
@@ -115,9 +115,19 @@ SETTINGS: dict[str, Setting] = {
     "allow_replay": Setting("allow_replay", _bool),
     "log_level": Setting(None, _choice("debug", "info", "warning", "error")),
     "log_format": Setting(None, _choice("console", "json")),
+    # MQTT (amsread/app/mqtt_options.py); the password never sits in this file.
+    "mqtt": Setting("mqtt", _text),
+    "mqtt_password_file": Setting("mqtt_password_file", _text),
+    "mqtt_ca": Setting("mqtt_ca", _text),
+    "mqtt_cert": Setting("mqtt_cert", _text),
+    "mqtt_key": Setting("mqtt_key", _text),
+    "mqtt_spool": Setting("mqtt_spool", _text),
+    "ha_prefix": Setting("ha_prefix", _text),
+    "ha_discovery": Setting("ha_discovery", _bool),
 }
 #: Settings naming files; relative ones in a config file are relative to it.
 PATH_KEYS = frozenset({"output", "save_raw", "profiles", "key_file", "auth_key_file", "state_file"})
+PATH_KEYS |= {"mqtt_password_file", "mqtt_ca", "mqtt_cert", "mqtt_key", "mqtt_spool"}
 #: Set in the result when the file holds a key and others may read it (the CLI warns).
 READABLE_SECRET = "_readable_secret"
 

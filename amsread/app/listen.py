@@ -308,6 +308,8 @@ class Listener:
         self._probe_frames = 0
         self._probe_saw_bytes = False
         self._cycle_warned = False
+        #: More counters for the SIGUSR1 summary (the MQTT queue's).
+        self.extra_counters: list[Callable[[], dict[str, int]]] = []
 
     # -- control (safe from signal handlers) --------------------------------
 
@@ -511,6 +513,8 @@ class Listener:
             )
         }
         shown.update({k: v for k, v in counts.report().items() if k not in shown})
+        for extra in self.extra_counters:
+            shown.update(extra())
         self.log.info(
             "counters",
             port=self.port_name,

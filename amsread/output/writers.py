@@ -398,7 +398,19 @@ def open_output(path: str) -> TextIO:
         ) from None
 
 
+class NullWriter:
+    """``--format none``: nothing on stdout (``--mqtt`` publishes the messages)."""
+
+    def write(self, message: Message) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 def make_writer(fmt: str, stream: TextIO, *, time_source: str = "meter") -> Writer:
+    if fmt == "none":
+        return NullWriter()
     if fmt == "jsonl":
         return JsonlWriter(stream)
     if fmt == "csv":
