@@ -179,7 +179,9 @@ class MqttQueue:
                 ca_certs=self.options.ca, certfile=self.options.cert, keyfile=self.options.key
             )
         client.will_set(will_topic, "offline", qos=1, retain=True)
-        client.max_inflight_messages_set(WINDOW * 64)
+        # Unlimited: our WINDOW bounds what is in flight, and paho scans its whole
+        # queue on every acknowledgement when it has a limit (quadratic).
+        client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
