@@ -45,7 +45,7 @@ PROBE_SECONDS = 12.0
 #: Warn when the line has been silent this long (s); meters push every few seconds.
 SILENCE_WARNING = 60.0
 #: URL schemes whose bytes do not depend on the serial settings we choose.
-NO_SERIAL_SETTINGS = ("socket", "loop")
+NO_SERIAL_SETTINGS = ("socket", "loop", "mqtt", "mqtts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +148,11 @@ Opener = Callable[[str, SerialSettings, float], Port]
 
 
 def open_port(port: str, settings: SerialSettings, timeout: float) -> Port:
-    """Open a device path or pyserial URL, 8 data bits, 1 stop bit."""
+    """Open a device path or pyserial URL, 8 data bits, 1 stop bit; or an MQTT subscription."""
+    from amsread.app.mqtt_source import MqttPort, is_mqtt_url
+
+    if is_mqtt_url(port):
+        return MqttPort(port, timeout)
     import serial  # only the daemon needs pyserial
 
     opened: Port = serial.serial_for_url(
