@@ -418,20 +418,31 @@ def test_spool_survives_restart_of_amsread(broker: Broker, tmp_path: Path) -> No
         subscriber.close()
 
 
-def test_kill_9_makes_the_broker_say_offline(broker: Broker) -> None:
-    server = _FrameServer(_frames(30), 0.2)
+def test_live_daemon_counters_ha_birth_and_kill_9(broker: Broker) -> None:
+    server = _FrameServer(_frames(60), 0.2)
     subscriber = Subscriber(broker.port)
     daemon = _listen(server.port, broker.port)
     status = "amsread/27581522/status"
+    config = "homeassistant/device/amsread_27581522/config"
     try:
         assert subscriber.wait_for(lambda: subscriber.on(status)[-1:] == [b"online"])
+        assert subscriber.wait_for(lambda: subscriber.on(config))
+        # Home Assistant restarted: its birth message brings the discovery again.
+        before = len(subscriber.on(config))
+        subscriber.client.publish("homeassistant/status", "online", qos=1)
+        assert subscriber.wait_for(lambda: len(subscriber.on(config)) > before, 10)
+        daemon.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
         daemon.kill()
         daemon.wait(10)
+        # No clean exit: the broker itself publishes the last will.
         assert subscriber.wait_for(lambda: subscriber.on(status)[-1:] == [b"offline"], 10)
     finally:
         daemon.kill()
-        daemon.communicate()
+        _out, err = daemon.communicate()
         subscriber.close()
+    counters = [line for line in err.splitlines() if "counters" in line]
+    assert counters and "mqtt_publishes=" in counters[0] and "mqtt_dropped=0" in counters[0], err
 
 
 def test_password_and_tls_listeners(broker: Broker, tmp_path: Path) -> None:
