@@ -65,6 +65,8 @@ class MqttQueue:
         self._client: Any = None
         self._threads: list[threading.Thread] = []
         self._wake = threading.Event()
+        #: Set when the connection is gone (or we are closing).
+        self._down = threading.Event()
         self._spool = Spool(options.spool, bound) if options.spool else None
         if self._spool is not None:
             left = self._spool.load()
@@ -140,6 +142,7 @@ class MqttQueue:
         self._wake.set()
         if self._client is not None:
             self._client.disconnect()
+        self._down.set()
         for thread in self._threads:
             thread.join(5.0)
         self.log.info("mqtt", broker=str(self.options.url), **self.counters)
@@ -197,7 +200,12 @@ class MqttQueue:
             except Exception as exc:
                 self._failed(describe_connect_error(exc, url.host, url.port))
             else:
-                self._client.loop_forever(retry_first_connection=False)
+                # paho's own thread (loop_start) sends faster than publishes written
+                # from ours; with reconnect_on_failure off it ends at a disconnect.
+                self._down.clear()
+                self._client.loop_start()
+                self._down.wait()
+                self._client.loop_stop()
                 if self._problem is None:
                     delay = BACKOFF_FIRST  # it was up: the next try comes soon
             if self._stopping:
@@ -247,6 +255,7 @@ class MqttQueue:
                 self._spool.rewrite(self._queue)
                 self._spool_problem()
             self._lock.notify_all()
+        self._down.set()
         if was and not self._stopping:
             self._failed(f"connection lost ({reason}); queueing messages until it is back")
 
