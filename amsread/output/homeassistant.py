@@ -22,7 +22,6 @@ from typing import Any
 from amsread import __version__
 from amsread.model import METER_ID_NAMES, Message
 
-SUPPORT_URL = "https://github.com/amsread/amsread"
 #: Characters Home Assistant allows in discovery ids; topics use the same set.
 _NOT_ID = re.compile(r"[^a-z0-9_-]+")
 
@@ -166,7 +165,7 @@ def discovery_payload(
         device["serial_number"] = meter_id
     return {
         "device": device,
-        "origin": {"name": "amsread", "sw_version": __version__, "support_url": SUPPORT_URL},
+        "origin": {"name": "amsread", "sw_version": __version__},
         "availability": [{"topic": topics.status}],
         "qos": 1,
         "components": {topic_id(info.topic_name): component(topics, info) for info in readings},
