@@ -519,6 +519,12 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
     is_flag=True,
     help="With --save-raw: replace meter serial numbers in the saved bytes.",
 )
+@click.option(
+    "--metrics",
+    metavar="[HOST:]PORT",
+    help="Serve Prometheus metrics on http://HOST:PORT/metrics (HOST: 127.0.0.1 if"
+    " only a port is given).",
+)
 # For tests and impatient people: seconds per auto-detected setting, first retry delay.
 @click.option("--probe-seconds", type=click.FloatRange(min=0.01), hidden=True)
 @click.option("--retry-first", type=click.FloatRange(min=0.01), hidden=True)
@@ -531,6 +537,7 @@ def listen(
     parity: str,
     save_raw: str | None,
     redact: bool,
+    metrics: str | None,
     probe_seconds: float | None,
     retry_first: float | None,
     key: str | None,
@@ -567,6 +574,11 @@ def listen(
             )
         tried = candidates(parse_baud(baud), None if parity.lower() == "auto" else parity.upper())
         pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
+        health = None
+        if metrics:
+            from amsread.app.metrics import start
+
+            writer, health = start(metrics, pipeline.counters, writer)
         listener = Listener(
             port,
             tried,
@@ -576,6 +588,7 @@ def listen(
             raw_sink=_raw_sink(save_raw, redact),
             probe_seconds=probe_seconds or PROBE_SECONDS,
             backoff=Backoff(first=retry_first) if retry_first else None,
+            port_events=health.port_event if health is not None else None,
         )
         try:
             with listener.signals():

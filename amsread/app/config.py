@@ -105,6 +105,7 @@ SETTINGS: dict[str, Setting] = {
     "output": Setting("output", _text),
     "save_raw": Setting("save_raw", _text),
     "redact": Setting("redact", _bool),
+    "metrics": Setting("metrics", _text),
     "time": Setting("time_source", _choice("meter", "host")),
     "profiles": Setting("profiles", _paths),
     "key": Setting("key", _text, secret=True),

@@ -271,6 +271,7 @@ class Listener:
         probe_seconds: float = PROBE_SECONDS,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        port_events: Callable[[str], object] | None = None,
     ) -> None:
         if not settings:
             raise ValueError("no serial settings to try")
@@ -308,6 +309,8 @@ class Listener:
         self._probe_frames = 0
         self._probe_saw_bytes = False
         self._cycle_warned = False
+        #: Told "open" when the port opens and a cause when it fails (metrics).
+        self._port_events = port_events
 
     # -- control (safe from signal handlers) --------------------------------
 
@@ -448,10 +451,14 @@ class Listener:
         self._last_data = self._clock()
         self._start_probe()
         self.notifier.ready(self._status())
+        if self._port_events is not None:
+            self._port_events("open")
 
     def _line_failed(self, exc: OSError, verb: str) -> None:
         self._close_port()
         problem = describe_problem(exc, self.port_name)
+        if self._port_events is not None:
+            self._port_events(problem.cause)
         delay = self._backoff.next()
         if self._outage is None or self._outage.cause != problem.cause:
             if self._outage is None:
