@@ -208,6 +208,13 @@ def describe_problem(exc: BaseException, port: str) -> LineProblem:
     code = _errno_of(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__
     network = not serial_settings_apply(port) or "://" in port
+    if code == errno.ENOTTY or f"({errno.ENOTTY}, " in text:
+        # /dev/null, a disk, …: a device, but no serial line (termios refuses it).
+        return LineProblem(
+            "not_serial",
+            f"{port} is not a serial device",
+            "use amsread replay FILE for a capture; for a meter, give its serial port",
+        )
     if code in (errno.EACCES, errno.EPERM):
         return LineProblem(
             "permission",
