@@ -244,3 +244,35 @@ def test_a_port_in_use_is_one_line_not_a_traceback() -> None:
         port = busy.getsockname()[1]
         with pytest.raises(UsageError, match=f"cannot serve --metrics on 127.0.0.1:{port}"):
             metrics.serve(("127.0.0.1", port), Collector(Counters(), Health(), LatestReadings()))
+
+
+class BrokenWriter:
+    def write(self, message: Message) -> None:
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        raise OSError(28, "No space left on device")
+
+
+def test_output_errors_are_counted_and_still_raised() -> None:
+    health, latest = Health(), LatestReadings()
+    writer = metrics.ObservedWriter(BrokenWriter(), latest, health)
+    with pytest.raises(OSError):
+        writer.write(message([Reading("1.0.32.7.0.255", "voltage_l1", 230.0, "V")]))
+    with pytest.raises(OSError):
+        writer.flush()
+    families = collect(Collector(Counters(), health, latest))
+    assert value(families["amsread_output_errors"]) == 2
+
+
+def test_a_decoded_message_is_recorded_without_building_its_readings() -> None:
+    from amsread.dlms.keys import Keys, parse_key
+    from amsread.pipeline import Pipeline
+
+    keys = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))
+    [decoded] = [e for e in Pipeline(keys).feed(FRAME) if isinstance(e, Message)]
+    latest = LatestReadings()
+    latest.record(decoded)
+    assert getattr(decoded, "values", None) is not None  # still lazy: the writer's fast path
+    [meter] = latest.snapshots()
+    assert ("1.1.32.7.0.255", "voltage_l1", "V", 224.0) in meter.readings

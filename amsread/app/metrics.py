@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from amsread import __version__
 from amsread.errors import UsageError
-from amsread.model import Message
+from amsread.model import LazyMessage, Message
 from amsread.output.writers import Writer
 
 if TYPE_CHECKING:
@@ -184,11 +184,9 @@ class LatestReadings:
 
     def record(self, message: Message) -> None:
         readings = tuple(
-            (r.obis or "", r.name, r.unit, float(r.value))
-            for r in message.readings
-            if isinstance(r.value, int | float)
-            and not isinstance(r.value, bool)
-            and not getattr(r, "raw", False)
+            (obis or "", name, unit, float(value))
+            for obis, name, unit, value in _labelled_values(message)
+            if isinstance(value, int | float) and not isinstance(value, bool)
         )
         snapshot = MeterSnapshot(
             message.meter_id or "",
@@ -211,6 +209,21 @@ class LatestReadings:
             return list(self._meters.values())
 
 
+def _labelled_values(message: Message) -> Iterator[tuple[str | None, str | None, str | None, Any]]:
+    """(obis, name, unit, value) of each reading; raw readings left out.
+
+    A LazyMessage's labels and values are read as they are: building its
+    Reading objects would take the JSON writer off its fast path.
+    """
+    if isinstance(message, LazyMessage) and message.values is not None and message.labels:
+        for (obis, name, unit), value in zip(message.labels.labels, message.values, strict=True):
+            yield obis, name, unit, value
+        return
+    for r in message.readings:
+        if not getattr(r, "raw", False):
+            yield r.obis, r.name, r.unit, r.value
+
+
 class ObservedWriter:
     """A writer that shows every message to LatestReadings and counts output errors."""
 
@@ -220,12 +233,12 @@ class ObservedWriter:
         self._health = health
 
     def write(self, message: Message) -> None:
-        self._latest.record(message)
         try:
             self._writer.write(message)
         except OSError:
             self._health.output_error()
             raise
+        self._latest.record(message)
 
     def flush(self) -> None:
         try:
