@@ -60,6 +60,8 @@ class Pipeline:
         self.link = make_link(framing)
         self._blocks = BlockAssembler()
         self._clock = clock
+        #: Shown every valid frame's payload (the CLI sets it at debug level: -vv).
+        self.on_frame: Callable[[bytes], object] | None = None
 
     @property
     def framing(self) -> str:
@@ -106,6 +108,8 @@ class Pipeline:
             self._reject(event, out)
             return
         self.counters["frames_ok"] += event.frames
+        if self.on_frame is not None:
+            self.on_frame(event.payload)
         if event.skip is not None:
             self.counters["skipped"] += 1
             out.append(Skipped(event.skip))
