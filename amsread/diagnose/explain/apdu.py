@@ -26,15 +26,11 @@ from amsread.diagnose.explain.problems import (
     KEYS_SWAPPED,
     REPORT_IT,
     auth_failed_problem,
+    decrypt_failed_problem,
     no_key_problem,
     unknown_layout_problem,
-    wrong_key_problem,
 )
-from amsread.diagnose.explain.tree import (
-    annotate,
-    check_profile,
-    tree_lines,
-)
+from amsread.diagnose.explain.tree import annotate, check_profile, tree_lines
 from amsread.diagnose.redact import Redactor, is_identifying
 from amsread.dlms import axdr
 from amsread.dlms.apdu import (
@@ -56,9 +52,7 @@ from amsread.errors import (
     NoKeyError,
     UnsupportedSecurityError,
 )
-from amsread.link.hdlc import (
-    LLC_HEADERS,
-)
+from amsread.link.hdlc import LLC_HEADERS
 from amsread.model import Message, Rejected
 from amsread.readings.builder import Extracted, ReadingsBuilder, extract
 from amsread.readings.manufacturers import decode_system_title
@@ -225,7 +219,7 @@ class ApduExplainer:
             )
         )
         section.problems.append(
-            wrong_key_problem(f"decryption gave bytes that are no APDU ({first})")
+            decrypt_failed_problem(f"decryption gave bytes that are no APDU ({first})")
         )
 
     def notification(
@@ -245,7 +239,7 @@ class ApduExplainer:
         except (ApduError, AxdrError) as exc:
             if trusted is False:
                 section.problems.append(
-                    wrong_key_problem(
+                    decrypt_failed_problem(
                         f"the decrypted bytes start like a push but do not parse ({exc})"
                     )
                 )

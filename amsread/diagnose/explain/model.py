@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from amsread.reasons import reason
+
 
 @dataclass
 class Problem:
     """A named cause (stable slug), what is wrong, and what to do next."""
 
+    #: A slug of ``amsread.reasons``: the same name the pipeline counts and logs.
     cause: str
     summary: str
     next_step: str
     #: "error" (nothing decoded because of it) or "warning".
     severity: str = "error"
+
+    def __post_init__(self) -> None:
+        reason(self.cause)  # a cause missing from the table is a bug: fail loudly in tests
 
 
 @dataclass

@@ -47,9 +47,9 @@ def auth_failed_problem(keys: Keys) -> Problem:
     )
 
 
-def wrong_key_problem(why: str) -> Problem:
+def decrypt_failed_problem(why: str) -> Problem:
     return Problem(
-        "wrong_key",
+        "decrypt_failed",
         f"{why}: the encryption key is wrong, or the frame is damaged",
         "check the key with 'amsread check-key'; it must be the encryption key (GUEK)"
         " for exactly this meter",
