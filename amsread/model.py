@@ -159,6 +159,9 @@ class Rejected:
     size: int
     data: bytes
     detail: str = ""
+    #: Where the bytes start in the stream fed to the framer; -1 when they are no
+    #: stretch of it (blocks of a transfer, segments of a message).
+    offset: int = field(default=-1, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

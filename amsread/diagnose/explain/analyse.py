@@ -122,13 +122,13 @@ class Explainer:
         mbus = _framer_events(MbusFramer(), data)
         self.link = "mbus" if _long_frames(mbus) > _frames(hdlc) else "hdlc"
         if self.link == "mbus":
-            located = _locate(data, mbus)
+            located = _locate(mbus)
             self._messages = deque(_mbus_messages(data))
         else:
-            located = _locate(data, hdlc)
+            located = _locate(hdlc)
             self._joined = _hdlc_joined(data)
         if not located and data:
-            located = [(0, len(data), Rejected("garbage", len(data), data[:64]))]
+            located = [(0, len(data), Rejected("garbage", len(data), data[:64], "", 0))]
         shown = 0
         i = 0
         while i < len(located):
@@ -467,23 +467,14 @@ def _mbus_messages(data: bytes) -> list[MbusMessage]:
     return [e for e in events if isinstance(e, MbusMessage)]
 
 
-def _locate(data: bytes, events: list[_LinkEvent]) -> list[tuple[int, int, _LinkEvent]]:
-    """(start, end, event) for each event, in input order.
+def _locate(events: list[_LinkEvent]) -> list[tuple[int, int, _LinkEvent]]:
+    """(start, end, event) for each event, in input order, where the framer found it.
 
-    The framer reports events in order and each covers a contiguous run of
-    the input; flags between frames belong to no event.
+    Each event covers a contiguous run of the input; flags between frames
+    belong to no event.
     """
     out = []
-    cursor = 0
     for event in events:
-        if isinstance(event, Rejected):
-            needle, size = event.data, event.size
-        else:
-            needle, size = event.raw, len(event.raw)
-        start = data.find(needle, cursor) if needle else cursor
-        if start < 0:
-            start = cursor
-        end = min(start + size, len(data))
-        out.append((start, end, event))
-        cursor = end
+        size = event.size if isinstance(event, Rejected) else len(event.raw)
+        out.append((event.offset, event.offset + size, event))
     return out
