@@ -97,6 +97,7 @@ class ApduExplainer:
         return section
 
     def explain(self, section: Section, apdu: bytes, base: int, block: Block) -> None:
+        """One APDU, by its tag: ciphered, a block of a transfer, a push, or no push."""
         if not apdu:
             section.problems.append(
                 Problem("bad_apdu", "the information field is empty", "report this frame")
