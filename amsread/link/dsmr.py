@@ -94,8 +94,9 @@ def crc16_arc(data: bytes | bytearray | memoryview) -> int:
     return crc
 
 
-def _is_hex4(tail: bytes | bytearray) -> bool:
-    return len(tail) == 4 and all(c in b"0123456789ABCDEFabcdef" for c in tail)
+def _is_crc(tail: bytes | bytearray) -> bool:
+    # Four hex digits; some meters (NWA Warmtelink) drop leading zeros.
+    return 1 <= len(tail) <= 4 and all(c in b"0123456789ABCDEFabcdef" for c in tail)
 
 
 class DsmrFramer(Scanner[Telegram | CipheredTelegram]):
@@ -173,8 +174,8 @@ class DsmrFramer(Scanner[Telegram | CipheredTelegram]):
         if not tail:
             self._telegram(events, start, newline, None)
             return newline + 1
-        if not _is_hex4(tail):
-            detail = f"the end ('!') is followed by {bytes(tail)!r}, not four hex digits"
+        if not _is_crc(tail):
+            detail = f"the end ('!') is followed by {bytes(tail)!r}, not a CRC of hex digits"
             self._reject(events, "bad_crc", start, newline + 1, detail)
             return newline + 1
         received = int(tail, 16)
