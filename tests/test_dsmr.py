@@ -137,6 +137,17 @@ def test_dropped_byte_rejected_and_counted(position: int) -> None:
     assert any(isinstance(e, Rejected) for e in events)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=255), st.binary(max_size=600))
+def test_any_telegram_text_decodes_cleanly(knob: int, payload: bytes) -> None:
+    # The fuzz harness's telegram mode: any text inside a CRC-valid telegram.
+    sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "fuzz"))
+    from harness import TELEGRAM, one_input
+
+    one_input(bytes([TELEGRAM, knob]) + payload)
+    one_input(bytes([TELEGRAM, knob]) + b"1-0:999.8.1(1)\r\n(2)\r\n1-0:99.97.0(9)(x)\r\n" + payload)
+
+
 def test_cut_telegram_is_truncated_and_next_one_decodes() -> None:
     events, pipeline = _events(V5[:400] + V4)
     assert pipeline.counters["truncated"] == 1

@@ -37,9 +37,18 @@ REJECT_HINTS = {
     "segments_lost": "a frame of a message sent in several frames was lost or damaged",
     "blocks_lost": "a block of a general-block-transfer was lost or damaged",
     "bad_hex": "a line that is no hex message; --framing raw expects one hex APDU per line",
+    "bad_crc": "a DSMR telegram was damaged on the line",
 }
 #: Rejections that mean data was lost (as opposed to noise between frames).
-LOSSES = ("bad_hcs", "bad_fcs", "bad_checksum", "truncated", "segments_lost", "blocks_lost")
+LOSSES = (
+    "bad_hcs",
+    "bad_fcs",
+    "bad_checksum",
+    "bad_crc",
+    "truncated",
+    "segments_lost",
+    "blocks_lost",
+)
 #: First-generation threshold of the cyclic garbage collector while decoding
 #: (CPython's default: 700). A 64 KiB chunk of a capture yields ~130 messages,
 #: thousands of small objects alive until written, so the default ran a

@@ -126,21 +126,21 @@ class TelegramParser:
             if line and not line.startswith("!"):
                 return Reading(None, None, line, None)  # kept: never dropped
             return None
-        a, b, c, d, e, rest = match.groups()
-        obis = f"{a}.{b}.{c}.{d}.{e}.255"
-        key = f"{a}.{c}.{d}.{e}"
+        *digits, rest = match.groups()
+        code = tuple(int(group) for group in digits)
+        if max(code) > 255:
+            return Reading(None, None, line, None)  # no OBIS code: kept as text
+        medium, channel, c, d, e = code
+        obis = f"{medium}.{channel}.{c}.{d}.{e}.255"
+        key = f"{medium}.{c}.{d}.{e}"
         spec = _spec()
-        mbus = spec.mbus.get(key) if a == "0" and b != "0" else None
+        mbus = spec.mbus.get(key) if medium == 0 and channel != 0 else None
         definition = mbus or spec.objects.get(key) or {}
-        name = (
-            definition.get("name")
-            or describe(bytes((int(a), int(b), int(c), int(d), int(e), 255)))[0]
-        )
+        name = definition.get("name") or describe(bytes((*code, 255)))[0]
         groups = _GROUP.findall(rest)
         kind = definition.get("kind", "")
         reading = self._value(obis, name, kind, groups, rest)
         if mbus is not None:
-            channel = int(b)
             if name == "mbus_device_type" and isinstance(reading.value, int):
                 media[channel] = spec.media.get(reading.value, "mbus_delivered")
             elif name == "mbus_delivered":
