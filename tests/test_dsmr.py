@@ -103,7 +103,7 @@ def test_hex_text_decoded() -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=len(V5) * 3), max_size=12))
 def test_random_chunking_gives_the_same_output(cuts: list[int]) -> None:
-    stream = b"\x00noise" + V5 + V4 + V22 + V5
+    stream = b"\x00noise" + V22 + V5 + V4 + V5
     whole = _jsonl(_messages(_events(stream)[0]))
     pipeline = Pipeline(framing="dsmr", clock=lambda: 0.0)
     events = []
@@ -163,7 +163,7 @@ def test_buffer_is_bounded() -> None:
 
 
 def test_auto_detects_telegrams() -> None:
-    events, pipeline = _events(b"\xff\xfe" + V5 + V22, framing="auto")
+    events, pipeline = _events(b"\xff\xfe" + V22 + V5, framing="auto")
     assert isinstance(events[0], Notice) and "DSMR" in events[0].detail
     assert len(_messages(events)) == 2
     assert pipeline.framing == "dsmr"
@@ -202,6 +202,15 @@ def test_smarty_wrong_key_fails() -> None:
     assert isinstance(events[-1], Failure) and events[-1].reason == "auth_failed"
     events, _ = _events(_sealed(V5, 1))
     assert isinstance(events[-1], Failure) and events[-1].reason == "no_key"
+
+
+def test_telegram_cut_short_by_a_flipped_end_is_not_taken_for_dsmr_2() -> None:
+    # ")" (0x29) with bit 3 flipped is "!" (0x21): the rest looks CRC-less.
+    damaged = V5.replace(b"(00.244*kW)", b"(00.244*kW!", 1)
+    events, pipeline = _events(damaged)
+    assert not _messages(events) and pipeline.counters["bad_crc"] == 1
+    events, pipeline = _events(V4 + V22)  # a CRC-sending meter does not stop sending one
+    assert len(_messages(events)) == 1 and pipeline.counters["bad_crc"] == 1
 
 
 def test_framer_events() -> None:

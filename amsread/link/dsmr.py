@@ -102,6 +102,11 @@ def _is_crc(tail: bytes | bytearray) -> bool:
 class DsmrFramer(Scanner[Telegram | CipheredTelegram]):
     """Finds telegrams in a byte stream. Feed it bytes, get events back."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: A telegram with a CRC came: from now on one without is damaged.
+        self._crc_seen = False
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[DsmrEvent]:
         buf = self._buf
         buf += data
@@ -172,7 +177,11 @@ class DsmrFramer(Scanner[Telegram | CipheredTelegram]):
             return end + 1
         tail = buf[end + 1 : newline].rstrip(b"\r")
         if not tail:
-            self._telegram(events, start, newline, None)
+            why = self._crc_needed(start, end)
+            if why:
+                self._reject(events, "bad_crc", start, newline + 1, why)
+            else:
+                self._telegram(events, start, newline, None)
             return newline + 1
         if not _is_crc(tail):
             detail = f"the end ('!') is followed by {bytes(tail)!r}, not a CRC of hex digits"
@@ -184,8 +193,25 @@ class DsmrFramer(Scanner[Telegram | CipheredTelegram]):
             detail = f"telegram CRC mismatch: computed {computed:04X}, received {received:04X}"
             self._reject(events, "bad_crc", start, newline + 1, detail)
             return newline + 1
+        self._crc_seen = True
         self._telegram(events, start, newline, received)
         return newline + 1
+
+    def _crc_needed(self, start: int, end: int) -> str:
+        """Why a telegram that ends without a CRC cannot be a DSMR 2.2/3 one ("" if it can).
+
+        A bit flipped into ``!`` ends a DSMR 4/5 telegram early, CRC-less; such
+        a piece is told from a real DSMR 2.2/3 telegram: those never carry the
+        version line 1-3:0.2.8, and a meter that sent a CRC always does.
+        """
+        body = self._buf[start:end]
+        if self._crc_seen:
+            return "a telegram without CRC from a meter that sends one: damaged or cut"
+        if DSMR_LINE.search(body) is None:
+            return "a telegram without CRC or data lines: damaged or cut"
+        if b"\n1-3:0.2.8(" in body:
+            return "a DSMR 4/5 telegram (version line 1-3:0.2.8) without its CRC: damaged"
+        return ""
 
     def _telegram(self, events: list[DsmrEvent], start: int, newline: int, crc: int | None) -> None:
         self._flush_garbage(events)  # garbage before a telegram is reported ahead of it

@@ -20,7 +20,6 @@ from amsread.errors import DecodeError
 from amsread.model import Message, Reading
 from amsread.readings.obis import describe
 
-_LINE = re.compile(r"(\d{1,3})-(\d{1,3}):(\d{1,3})\.(\d{1,3})\.(\d{1,3})(\(.*)")
 _GROUP = re.compile(r"\(([^()]*)\)")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _STAMP = re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)([SW]?)")
@@ -99,8 +98,27 @@ def _failure_log(groups: list[str]) -> list[dict[str, Any]] | None:
     return log
 
 
+#: Codes a parser remembers (obis, name, kind, channel); a meter sends a few dozen.
+MAX_CODES = 1024
+_CODE = re.compile(r"(\d{1,3})-(\d{1,3}):(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
+
+
+@dataclass(frozen=True, slots=True)
+class _Code:
+    obis: str
+    name: str | None
+    kind: str
+    #: The M-Bus channel (group B) of a sub-meter object, else 0.
+    channel: int
+
+
 class TelegramParser:
     """Turns telegram text into a ``Message``; one per pipeline (it caches per code)."""
+
+    def __init__(self) -> None:
+        # What each code text ("1-0:1.8.1") means, looked up once: most of a
+        # telegram's cost was finding it again on every line.
+        self._codes: dict[str, _Code | None] = {}
 
     def parse(self, raw: bytes) -> Message:
         try:
@@ -121,53 +139,73 @@ class TelegramParser:
         return message
 
     def _reading(self, line: str, media: dict[int, str]) -> Reading | None:
-        match = _LINE.fullmatch(line)
-        if match is None:
+        paren = line.find("(")
+        code = self._code(line[:paren]) if paren > 0 else None
+        if code is None:
             if line and not line.startswith("!"):
                 return Reading(None, None, line, None)  # kept: never dropped
             return None
-        *digits, rest = match.groups()
-        code = tuple(int(group) for group in digits)
-        if max(code) > 255:
-            return Reading(None, None, line, None)  # no OBIS code: kept as text
-        medium, channel, c, d, e = code
-        obis = f"{medium}.{channel}.{c}.{d}.{e}.255"
-        key = f"{medium}.{c}.{d}.{e}"
-        spec = _spec()
-        mbus = spec.mbus.get(key) if medium == 0 and channel != 0 else None
-        definition = mbus or spec.objects.get(key) or {}
-        name = definition.get("name") or describe(bytes((*code, 255)))[0]
-        groups = _GROUP.findall(rest)
-        kind = definition.get("kind", "")
-        reading = self._value(obis, name, kind, groups, rest)
-        if mbus is not None:
-            if name == "mbus_device_type" and isinstance(reading.value, int):
-                media[channel] = spec.media.get(reading.value, "mbus_delivered")
-            elif name == "mbus_delivered":
-                reading.name = media.get(channel, name)
+        rest = line[paren:]
+        if not code.kind and rest.find("(", 1) < 0 and rest[-1] == ")":
+            value, unit = _with_unit(rest[1:-1])  # one group, as most lines are
+            reading = Reading(code.obis, code.name, value, unit)
+        else:
+            reading = _value(code.obis, code.name, code.kind, _GROUP.findall(rest), rest)
+        if code.channel:
+            if code.name == "mbus_device_type" and isinstance(reading.value, int):
+                media[code.channel] = _spec().media.get(reading.value, "mbus_delivered")
+            elif code.name == "mbus_delivered":
+                reading.name = media.get(code.channel, code.name)
         return reading
 
-    @staticmethod
-    def _value(obis: str, name: str | None, kind: str, groups: list[str], rest: str) -> Reading:
-        raw = rest if len(groups) != 1 else groups[0]
-        if kind == "text":
-            return Reading(obis, name, raw, None)
-        if kind == "hex_text" and len(groups) == 1:
-            return Reading(obis, name, hex_text(groups[0]), None)
-        if kind == "timestamp" and len(groups) == 1:
-            return Reading(obis, name, timestamp(groups[0]) or groups[0], None)
-        if kind == "failure_log" and (log := _failure_log(groups)) is not None:
-            return Reading(obis, name, log, None)  # type: ignore[arg-type]
-        if kind == "legacy_gas" and len(groups) == 7:
-            value, unit = _with_unit(groups[6])
-            return Reading(obis, name, value, groups[5] or unit, timestamp(groups[0]))
-        if len(groups) == 1:
-            value, unit = _with_unit(groups[0])
-            return Reading(obis, name, value, unit)
-        if len(groups) == 2 and (captured := timestamp(groups[0])) is not None:
-            value, unit = _with_unit(groups[1])
-            return Reading(obis, name, value, unit, captured)
+    def _code(self, text: str) -> _Code | None:
+        if text in self._codes:
+            return self._codes[text]
+        if len(self._codes) >= MAX_CODES:
+            self._codes.clear()
+        code = self._codes[text] = _describe(text)
+        return code
+
+
+def _describe(text: str) -> _Code | None:
+    """What a code text means; None if it is no OBIS code (the line is kept as text)."""
+    match = _CODE.fullmatch(text)
+    if match is None:
+        return None
+    groups = tuple(int(group) for group in match.groups())
+    if max(groups) > 255:
+        return None
+    medium, channel, c, d, e = groups
+    key = f"{medium}.{c}.{d}.{e}"
+    spec = _spec()
+    mbus = spec.mbus.get(key) if medium == 0 and channel != 0 else None
+    definition = mbus or spec.objects.get(key) or {}
+    name = definition.get("name") or describe(bytes((*groups, 255)))[0]
+    obis = f"{medium}.{channel}.{c}.{d}.{e}.255"
+    return _Code(obis, name, definition.get("kind", ""), channel if mbus else 0)
+
+
+def _value(obis: str, name: str | None, kind: str, groups: list[str], rest: str) -> Reading:
+    """A reading from the value groups, by the code's kind, else by their shape."""
+    raw = rest if len(groups) != 1 else groups[0]
+    if kind == "text":
         return Reading(obis, name, raw, None)
+    if kind == "hex_text" and len(groups) == 1:
+        return Reading(obis, name, hex_text(groups[0]), None)
+    if kind == "timestamp" and len(groups) == 1:
+        return Reading(obis, name, timestamp(groups[0]) or groups[0], None)
+    if kind == "failure_log" and (log := _failure_log(groups)) is not None:
+        return Reading(obis, name, log, None)  # type: ignore[arg-type]
+    if kind == "legacy_gas" and len(groups) == 7:
+        value, unit = _with_unit(groups[6])
+        return Reading(obis, name, value, groups[5] or unit, timestamp(groups[0]))
+    if len(groups) == 1:
+        value, unit = _with_unit(groups[0])
+        return Reading(obis, name, value, unit)
+    if len(groups) == 2 and (captured := timestamp(groups[0])) is not None:
+        value, unit = _with_unit(groups[1])
+        return Reading(obis, name, value, unit, captured)
+    return Reading(obis, name, raw, None)
 
 
 def _joined(lines: list[str]) -> list[str]:
