@@ -213,6 +213,15 @@ def test_telegram_cut_short_by_a_flipped_end_is_not_taken_for_dsmr_2() -> None:
     assert len(_messages(events)) == 1 and pipeline.counters["bad_crc"] == 1
 
 
+def test_csv_writes_the_power_failure_log_as_json() -> None:
+    from amsread.output.writers import CsvWriter
+
+    out = io.StringIO()
+    for message in _messages(_events(V4)[0]):
+        CsvWriter(out).write(message)
+    assert '"[{""end"":""2000-01-04T18:03:20+01:00"",""duration_s"":237126}' in out.getvalue()
+
+
 def test_framer_events() -> None:
     framer = DsmrFramer()
     events = framer.feed(V22 + V5) + framer.close()

@@ -284,6 +284,8 @@ class CsvWriter:
 
 
 def _cell(value: object) -> object:
+    if isinstance(value, list):
+        return _json_dumps(value)  # a DSMR power failure log: JSON, not Python's repr
     return "" if value is None else value
 
 
