@@ -242,3 +242,21 @@ def test_replay_command_end_to_end(tmp_path: pathlib.Path) -> None:
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert len(lines) == 2 and '"list_id":"ISk5\\\\2MT382-1000"' in lines[0]
+
+
+def test_replay_of_smarty_telegrams_says_once_why_the_tag_went_unchecked(
+    tmp_path: pathlib.Path,
+) -> None:
+    capture = tmp_path / "smarty.bin"
+    capture.write_bytes(_sealed(V5, 1, ak=bytes(16)) + _sealed(V5, 2, ak=bytes(16)))
+    keys = ["--key", TEST_EK.hex(), "--auth-key", SMARTY_AK.hex()]
+    result = subprocess.run(
+        [sys.executable, "-m", "amsread", "replay", str(capture), "--framing", "dsmr", *keys],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count('"authenticated":false') == 2
+    assert result.stderr.count("does not verify") == 1
+    assert "no authentication key given" not in result.stderr
