@@ -63,6 +63,8 @@ class Pipeline:
         self._clock = clock
         #: DSMR P1 telegrams, text or ciphered (Smarty): their own decoding path.
         self.telegrams = TelegramReader(self)
+        #: Shown every valid frame's payload (the CLI sets it at debug level: -vv).
+        self.on_frame: Callable[[bytes], object] | None = None
 
     @property
     def framing(self) -> str:
@@ -109,6 +111,8 @@ class Pipeline:
             self._reject(event, out)
             return
         self.counters["frames_ok"] += event.frames
+        if self.on_frame is not None:
+            self.on_frame(event.payload)
         if event.skip is not None:
             self.counters["skipped"] += 1
             out.append(Skipped(event.skip))

@@ -212,6 +212,13 @@ def describe_problem(exc: BaseException, port: str) -> LineProblem:
     code = _errno_of(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__
     network = not serial_settings_apply(port) or "://" in port
+    if code == errno.ENOTTY or f"({errno.ENOTTY}, " in text:
+        # /dev/null, a disk, …: a device, but no serial line (termios refuses it).
+        return LineProblem(
+            "not_serial",
+            f"{port} is not a serial device",
+            "use amsread replay FILE for a capture; for a meter, give its serial port",
+        )
     if code in (errno.EACCES, errno.EPERM):
         return LineProblem(
             "permission",
@@ -275,6 +282,7 @@ class Listener:
         probe_seconds: float = PROBE_SECONDS,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        port_events: Callable[[str], object] | None = None,
     ) -> None:
         if not settings:
             raise ValueError("no serial settings to try")
@@ -312,6 +320,8 @@ class Listener:
         self._probe_frames = 0
         self._probe_saw_bytes = False
         self._cycle_warned = False
+        #: Told "open" when the port opens and a cause when it fails (metrics).
+        self._port_events = port_events
 
     # -- control (safe from signal handlers) --------------------------------
 
@@ -452,10 +462,14 @@ class Listener:
         self._last_data = self._clock()
         self._start_probe()
         self.notifier.ready(self._status())
+        if self._port_events is not None:
+            self._port_events("open")
 
     def _line_failed(self, exc: OSError, verb: str) -> None:
         self._close_port()
         problem = describe_problem(exc, self.port_name)
+        if self._port_events is not None:
+            self._port_events(problem.cause)
         delay = self._backoff.next()
         if self._outage is None or self._outage.cause != problem.cause:
             if self._outage is None:
