@@ -26,6 +26,9 @@ class Reading:
     name: str | None
     value: int | float | str | None
     unit: str | None
+    #: When the meter captured the value, if not at the message's time (DSMR
+    #: M-Bus sub-meters); omitted from JSON when None.
+    captured_at: str | None = None
 
 
 @dataclass(slots=True)

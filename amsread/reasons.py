@@ -45,6 +45,7 @@ TABLE = (
     Reason("bad_hcs", REJECTED, "bad_hcs", True, "a frame header was damaged on the line"),
     Reason("bad_fcs", REJECTED, "bad_fcs", True, _LINE_DAMAGE),
     Reason("bad_checksum", REJECTED, "bad_checksum", True, _LINE_DAMAGE),
+    Reason("bad_crc", REJECTED, "bad_crc", True, "a DSMR telegram was damaged on the line"),
     Reason(
         "truncated",
         REJECTED,
@@ -120,6 +121,12 @@ TABLE = (
     Reason("messages", COUNT, "messages"),
     # Failures of the base classes and of A-XDR: counted, reported after the rest.
     Reason("bad_axdr", FAILURE, "bad_axdr"),
+    Reason(
+        "bad_telegram",
+        FAILURE,
+        "bad_telegram",
+        hint="a DSMR telegram whose text is no telegram; run 'amsread explain' and report it",
+    ),
     Reason("decode_error", FAILURE, "decode_error"),
     Reason("framing_error", FAILURE, "framing_error"),
     Reason("security_error", FAILURE, "security_error"),

@@ -71,7 +71,8 @@ def test_every_decode_error_reason_is_a_counted_failure() -> None:
 def test_slugs_are_unique_and_losses_are_counted_rejections() -> None:
     slugs = [r.slug for r in reasons.TABLE]
     assert len(slugs) == len(set(slugs))
-    losses = {"bad_hcs", "bad_fcs", "bad_checksum", "truncated", "segments_lost", "blocks_lost"}
+    losses = {"bad_hcs", "bad_fcs", "bad_checksum", "bad_crc", "truncated"}
+    losses |= {"segments_lost", "blocks_lost"}
     assert set(reasons.LOSSES) == losses
     assert all(reasons.reason(slug).kind == reasons.REJECTED for slug in reasons.LOSSES)
     assert reasons.reason("garbage").loss is False

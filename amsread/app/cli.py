@@ -28,7 +28,7 @@ from amsread.errors import UsageError
 
 #: The --framing choices, as framing.FRAMINGS (tests/test_cli.py holds them
 #: equal): spelled out so that --help does not import the link layers.
-FRAMINGS = ("auto", "hdlc", "mbus", "raw")
+FRAMINGS = ("auto", "hdlc", "mbus", "dsmr", "raw")
 
 if TYPE_CHECKING:
     from amsread.app.runner import Reporter

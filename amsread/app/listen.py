@@ -50,16 +50,18 @@ NO_SERIAL_SETTINGS = ("socket", "loop")
 
 @dataclass(frozen=True, slots=True)
 class SerialSettings:
-    """Baud rate and parity; always 8 data bits and 1 stop bit."""
+    """Baud rate, parity and data bits (8, or 7 for DSMR 2.2/3 P1 ports); 1 stop bit."""
 
     baudrate: int
     parity: str
+    bytesize: int = 8
 
     def __str__(self) -> str:
-        return f"{self.baudrate} 8{self.parity}1"
+        return f"{self.baudrate} {self.bytesize}{self.parity}1"
 
     @property
     def flags(self) -> str:
+        # No flag sets 7 data bits: a pinned 9600 E is 8E1; DSMR 2.2/3 needs the probe.
         return f"--baud {self.baudrate} --parity {self.parity}"
 
 
@@ -69,7 +71,8 @@ AUTO_SETTINGS = (
     SerialSettings(2400, "N"),
     SerialSettings(9600, "N"),
     SerialSettings(9600, "E"),
-    SerialSettings(115200, "N"),
+    SerialSettings(115200, "N"),  # also DSMR 4/5, Fluvius, Smarty P1
+    SerialSettings(9600, "E", 7),  # DSMR 2.2 and 3 P1 ports
 )
 
 
@@ -135,6 +138,7 @@ class Port(Protocol):
 
     baudrate: int
     parity: str
+    bytesize: int
     timeout: float | None
 
     def read(self, size: int = 1) -> bytes: ...
@@ -155,7 +159,7 @@ def open_port(port: str, settings: SerialSettings, timeout: float) -> Port:
         port,
         baudrate=settings.baudrate,
         parity=settings.parity,
-        bytesize=serial.EIGHTBITS,
+        bytesize=serial.SEVENBITS if settings.bytesize == 7 else serial.EIGHTBITS,
         stopbits=serial.STOPBITS_ONE,
         timeout=timeout,
         # A second reader on one port would steal bytes from both.
@@ -600,6 +604,7 @@ class Listener:
         try:
             self._port.baudrate = self.settings.baudrate
             self._port.parity = self.settings.parity
+            self._port.bytesize = self.settings.bytesize
             # Bytes still buffered were read with the previous setting.
             self._port.reset_input_buffer()
         except (OSError, ValueError) as exc:

@@ -86,6 +86,9 @@ class Reporter:
         elif isinstance(event, Notice):
             log = {"info": self.log.info, "warning": self.log.warning}.get(event.level)
             (log or self.log.debug)(event.detail, what=event.what)
+            if event.what == "tag_unverified":
+                # It says why the tag went unchecked; "no authentication key given" would mislead.
+                self.seen.add("unauthenticated")
 
     def _security_notes(self, message: Message) -> None:
         if message.extra.get("keys_swapped"):
