@@ -26,6 +26,9 @@ class Reading:
     name: str | None
     value: int | float | str | None
     unit: str | None
+    #: When the meter captured the value, if not at the message's time (DSMR
+    #: M-Bus sub-meters); omitted from JSON when None.
+    captured_at: str | None = None
 
 
 @dataclass(slots=True)
@@ -159,6 +162,9 @@ class Rejected:
     size: int
     data: bytes
     detail: str = ""
+    #: Where the bytes start in the stream fed to the framer; -1 when they are no
+    #: stretch of it (blocks of a transfer, segments of a message).
+    offset: int = field(default=-1, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

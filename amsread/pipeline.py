@@ -31,6 +31,7 @@ from amsread.link.hdlc import strip_llc
 from amsread.model import Event, Failure, Message, Notice, Rejected, Skipped
 from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.profiles import ProfileSet
+from amsread.readings.telegrams import TelegramReader
 from amsread.stats import Counters
 
 _CIPHERED = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)
@@ -60,6 +61,10 @@ class Pipeline:
         self.link = make_link(framing)
         self._blocks = BlockAssembler()
         self._clock = clock
+        #: DSMR P1 telegrams, text or ciphered (Smarty): their own decoding path.
+        self.telegrams = TelegramReader(self)
+        #: Shown every valid frame's payload (the CLI sets it at debug level: -vv).
+        self.on_frame: Callable[[bytes], object] | None = None
 
     @property
     def framing(self) -> str:
@@ -106,9 +111,14 @@ class Pipeline:
             self._reject(event, out)
             return
         self.counters["frames_ok"] += event.frames
+        if self.on_frame is not None:
+            self.on_frame(event.payload)
         if event.skip is not None:
             self.counters["skipped"] += 1
             out.append(Skipped(event.skip))
+            return
+        if event.telegram:
+            self.telegrams.read(event.payload, out)
             return
         self._on_apdu(strip_llc(event.payload), out)
 

@@ -4,29 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-#: Counter names in report order; others may appear and follow these.
-KNOWN = (
-    "bytes_read",
-    "frames_ok",
-    "garbage_bytes",
-    "bad_hcs",
-    "bad_fcs",
-    "bad_checksum",
-    "truncated",
-    "segments_lost",
-    "blocks_lost",
-    "bad_hex",
-    "skipped",
-    "no_key",
-    "auth_failed",
-    "decrypt_failed",
-    "unsupported_security",
-    "replayed",
-    "missed_pushes",
-    "bad_apdu",
-    "unauthenticated",
-    "messages",
-)
+from amsread.reasons import COUNTERS
+
+#: Counter names in report order (from the reasons table); others may appear and follow these.
+KNOWN = COUNTERS
 
 
 class Counters(Counter[str]):

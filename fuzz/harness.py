@@ -26,6 +26,7 @@ from builders import LLC, ber_length, cipher_apdu, hdlc_frame
 from noisy import mbus_segments
 
 from amsread.dlms.keys import Keys
+from amsread.link.dsmr import crc16_arc
 from amsread.model import Event, Message
 from amsread.output.writers import JsonlWriter
 from amsread.pipeline import Pipeline
@@ -34,9 +35,9 @@ KEY = bytes.fromhex(sv.RADIUS_KEY)
 AUTH_KEY = bytes.fromhex(sv.RADIUS_AUTH_KEY)
 SYSTEM_TITLE = bytes.fromhex(sv.RADIUS_SYSTEM_TITLE)
 
-RAW, FRAMED, CIPHERED, APDU, SEGMENTS, MBUS, BLOCKS = range(7)
-MODES = 7
-MODE_NAMES = ("raw", "framed", "ciphered", "apdu", "segments", "mbus", "blocks")
+RAW, FRAMED, CIPHERED, APDU, SEGMENTS, MBUS, BLOCKS, TELEGRAM = range(8)
+MODES = 8
+MODE_NAMES = ("raw", "framed", "ciphered", "apdu", "segments", "mbus", "blocks", "telegram")
 #: Link layers for raw bytes, chosen by the knob's top bits.
 FRAMINGS = ("hdlc", "mbus", "auto", "raw")
 #: Largest information field that still fits the 11-bit HDLC length (with a
@@ -85,6 +86,14 @@ def line_bytes(mode: int, knob: int, payload: bytes) -> list[bytes]:
             length_form="82" if knob & 0x40 else "short",
         )
         return [_framed(LLC + apdu, knob=knob)]
+    if mode == TELEGRAM:
+        # A DSMR telegram around the payload, its CRC valid: the parser is reached.
+        body = (
+            (b"" if payload[:1] == b"/" else b"/FUZ5\\fuzz\r\n\r\n") + payload.split(b"!")[0] + b"!"
+        )
+        telegram = body + b"%04X\r\n" % crc16_arc(body)
+        size = 1 << (knob & 0x0F)
+        return [telegram[i : i + size] for i in range(0, len(telegram), size)]
     if mode == MBUS:
         # DLMS transport segments over M-Bus: no LLC, checksums valid.
         return mbus_segments(payload[: 16 * 226], size=(knob % 250) + 1)
@@ -113,6 +122,8 @@ def one_input(data: bytes) -> None:
     payload = data[2:]
     keys = Keys(KEY, AUTH_KEY if knob & 0x20 == 0 else None)
     framing = FRAMINGS[knob >> 6] if mode == RAW else "mbus" if mode == MBUS else "hdlc"
+    if mode == TELEGRAM:
+        framing = "auto" if knob & 0x80 else "dsmr"
     pipeline = Pipeline(keys, framing=framing)
     if mode == APDU:
         events = pipeline.feed_apdu(payload)

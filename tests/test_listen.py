@@ -379,7 +379,7 @@ def detect(
 
 @pytest.mark.usefixtures("garble_urls")
 def test_auto_detection_rejects_settings_that_garble_and_picks_2400_8e1() -> None:
-    # Start with the four wrong settings: each garbles, 2400 8E1 comes last.
+    # Start with the five wrong settings: each garbles, 2400 8E1 comes last.
     order = (*AUTO_SETTINGS[1:], AUTO_SETTINGS[0])
     listener, logs, messages = detect("garble://2400/E?interval=0.05", order, TIMEOUT)
     assert messages == 1
@@ -388,7 +388,7 @@ def test_auto_detection_rejects_settings_that_garble_and_picks_2400_8e1() -> Non
     [found] = [e for e in logs if e["event"] == "serial settings detected"]
     assert found["pin"].endswith("--baud 2400 --parity E")
     tried = [e["settings"] for e in logs if e["event"] == "trying serial settings"]
-    assert tried == ["9600 8N1", "9600 8E1", "115200 8N1", "2400 8E1"]
+    assert tried == ["9600 8N1", "9600 8E1", "115200 8N1", "9600 7E1", "2400 8E1"]
 
 
 @pytest.mark.usefixtures("garble_urls")
@@ -400,7 +400,7 @@ def test_auto_detection_tries_the_common_settings_in_order_until_one_gives_a_fra
 
 @pytest.mark.usefixtures("garble_urls")
 def test_auto_detection_never_settles_on_garbage_and_says_so_once() -> None:
-    # Two rounds of the five settings.
+    # Two rounds of the six settings.
     listener, logs, messages = detect("garble://300/O?interval=0.02", AUTO_SETTINGS, 1.3, 0.1)
     assert messages == 0
     assert listener.detecting
@@ -420,7 +420,11 @@ def test_candidates_follow_what_is_pinned() -> None:
     assert candidates(None, None) == AUTO_SETTINGS
     assert candidates(9600, "E") == (SerialSettings(9600, "E"),)
     assert candidates(2400, None) == (SerialSettings(2400, "E"), SerialSettings(2400, "N"))
-    assert candidates(None, "E") == (SerialSettings(2400, "E"), SerialSettings(9600, "E"))
+    assert candidates(None, "E") == (
+        SerialSettings(2400, "E"),
+        SerialSettings(9600, "E"),
+        SerialSettings(9600, "E", 7),
+    )
     assert candidates(4800, None) == (SerialSettings(4800, "E"), SerialSettings(4800, "N"))
     assert [s.baudrate for s in candidates(None, "O")] == [2400, 9600, 115200]
     assert str(SerialSettings(2400, "E")) == "2400 8E1"

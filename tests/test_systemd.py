@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -193,3 +195,62 @@ def test_json_logs_are_one_object_per_line_and_hex_dumps_wait_for_debug_level(
         # Later tests must not log into this test's captured (closed) stream.
         with contextlib.redirect_stderr(sys.__stderr__):
             configure()
+
+
+# -- the template unit, one instance per meter -----------------------------------------
+
+TEMPLATE = ROOT / "systemd" / "amsread@.service"
+
+
+def unit_directives(path: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def test_the_template_reads_the_instance_config_and_keys_and_keeps_them_apart() -> None:
+    unit = unit_directives(TEMPLATE)
+    assert unit["ExecStart"][0].endswith("amsread listen --config /etc/amsread/%i.toml")
+    assert unit["LoadCredential"] == [
+        "amsread-key:/etc/amsread/%i.key",
+        "amsread-auth-key:/etc/amsread/%i.auth-key",
+    ]
+    # Two meters must not share a state file (invocation counters) or an output file.
+    assert unit["StateDirectory"] == ["amsread/%i"]
+    assert unit["LogsDirectory"] == ["amsread/%i"]
+
+
+def test_the_template_is_hardened_exactly_like_the_single_unit() -> None:
+    single, template = unit_directives(UNIT), unit_directives(TEMPLATE)
+    per_instance = {"Description", "ExecStart", "LoadCredential", "StateDirectory", "LogsDirectory"}
+    assert set(single) == set(template)
+    for key in set(single) - per_instance:
+        assert template[key] == single[key], key
+
+
+@pytest.mark.parametrize("unit", ["amsread.service", "amsread@ttyUSB0.service"])
+def test_systemd_accepts_both_units(tmp_path: Path, unit: str) -> None:
+    if not shutil.which("systemd-analyze"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("systemd-analyze is missing on CI")
+        pytest.skip("systemd-analyze is not installed")
+    source = UNIT if "@" not in unit else TEMPLATE
+    # verify checks that ExecStart exists: point it at this interpreter's amsread.
+    text = source.read_text().replace(
+        "/opt/amsread/bin/amsread", str(Path(sys.executable).with_name("amsread"))
+    )
+    # A bare template is not checked by verify; an instance of it is.
+    (tmp_path / unit).write_text(text)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert not re.search("unknown|ignoring|invalid|failed", output, re.IGNORECASE), output

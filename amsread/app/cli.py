@@ -17,11 +17,19 @@ import click
 
 from amsread import __version__
 from amsread.app.mqtt_options import mqtt_options, mqtt_writer
+from amsread.app.options import (
+    ParityChoice,
+    add_global_options,
+    check_serial_port,
+    key_file_options,
+    key_texts,
+    logging_choice,
+)
 from amsread.errors import UsageError
 
 #: The --framing choices, as framing.FRAMINGS (tests/test_cli.py holds them
 #: equal): spelled out so that --help does not import the link layers.
-FRAMINGS = ("auto", "hdlc", "mbus", "raw")
+FRAMINGS = ("auto", "hdlc", "mbus", "dsmr", "raw")
 
 if TYPE_CHECKING:
     from amsread.app.runner import Reporter
@@ -225,7 +233,8 @@ def _setup(
     what _key_options put in the click context; pass it to use merged config values.
     ``framing`` defaults to --framing (_framing_option), else hdlc.
     """
-    from amsread.app.log import get_logger
+    from amsread.app.log import DEBUG, get_logger
+    from amsread.app.log import enabled as log_enabled
     from amsread.app.runner import Reporter
     from amsread.dlms.keys import resolve_keys
     from amsread.pipeline import Pipeline
@@ -246,6 +255,12 @@ def _setup(
     # amsread.app.log's logger: a line below the level (the per-message debug
     # line) costs one comparison, and structlog is imported only for one above.
     reporter = Reporter(get_logger().bind(), after_message=after_message)
+    if log_enabled(DEBUG):
+        # -vv: every valid frame's payload as hex, as the README promises.
+        def show_frame(payload: bytes) -> None:
+            reporter.log.debug("frame", framing=pipeline.framing, frame=payload.hex(" "))
+
+        pipeline.on_frame = show_frame
     return pipeline, _writer(fmt), reporter
 
 
@@ -423,25 +438,14 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 
 def _listen_logging(ctx: click.Context, settings: dict[str, Any]) -> None:
     """A daemon logs at info unless told otherwise; -v/-q and --log-format win."""
-    from click.core import ParameterSource
-
     from amsread.app.log import LEVEL_NAMES, configure, level_for
 
-    group = ctx.parent
-    if group is None:
-        return
-
-    def given(name: str) -> bool:
-        return group.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
-
-    if given("verbose") or given("quiet"):
-        level = level_for(group.params["verbose"] - group.params["quiet"])
+    verbosity, fmt = logging_choice(ctx)
+    if verbosity is not None:
+        level = level_for(verbosity)
     else:
         level = LEVEL_NAMES[settings.get("log_level", "info")]
-    fmt = group.params["log_format"]
-    if not given("log_format"):
-        fmt = settings.get("log_format", fmt)
-    configure(level=level, fmt=fmt)
+    configure(level=level, fmt=fmt or settings.get("log_format", "console"))
 
 
 def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
@@ -507,7 +511,7 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
 )
 @click.option(
     "--parity",
-    type=click.Choice(["auto", "N", "E", "O"], case_sensitive=False),
+    type=ParityChoice(),
     metavar="N|E|O|auto",
     default="auto",
     show_default=True,
@@ -523,6 +527,12 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
     is_flag=True,
     help="With --save-raw: replace meter serial numbers in the saved bytes.",
 )
+@click.option(
+    "--metrics",
+    metavar="[HOST:]PORT",
+    help="Serve Prometheus metrics on http://HOST:PORT/metrics (HOST: 127.0.0.1 if"
+    " only a port is given).",
+)
 # For tests and impatient people: seconds per auto-detected setting, first retry delay.
 @click.option("--probe-seconds", type=click.FloatRange(min=0.01), hidden=True)
 @click.option("--retry-first", type=click.FloatRange(min=0.01), hidden=True)
@@ -536,6 +546,7 @@ def listen(
     parity: str,
     save_raw: str | None,
     redact: bool,
+    metrics: str | None,
     probe_seconds: float | None,
     retry_first: float | None,
     key: str | None,
@@ -570,9 +581,15 @@ def listen(
             raise UsageError(
                 "no port: give one (amsread listen /dev/ttyUSB0), or set port in the config file"
             )
+        check_serial_port(port)
         tried = candidates(parse_baud(baud), None if parity.lower() == "auto" else parity.upper())
         pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
         writer, mqtt_queue = mqtt_writer(writer, log)
+        health = None
+        if metrics:
+            from amsread.app.metrics import start
+
+            writer, health = start(metrics, pipeline.counters, writer)
         listener = Listener(
             port,
             tried,
@@ -582,6 +599,7 @@ def listen(
             raw_sink=_raw_sink(save_raw, redact),
             probe_seconds=probe_seconds or PROBE_SECONDS,
             backoff=Backoff(first=retry_first) if retry_first else None,
+            port_events=health.port_event if health is not None else None,
         )
         if mqtt_queue is not None:
             listener.extra_counters.append(mqtt_queue.report)
@@ -689,12 +707,15 @@ def _diagnostic_inputs(func: F) -> F:
     show_default=True,
     help="Frames explained in full (0: all); the rest are only counted.",
 )
+@key_file_options
 def explain(
     hex_words: tuple[str, ...],
     file: str | None,
     capture: str | None,
     key: str | None,
     auth_key: str | None,
+    key_file: str | None,
+    auth_key_file: str | None,
     profiles: tuple[str, ...],
     fmt: str,
     color: str,
@@ -709,15 +730,13 @@ def explain(
     cause and a next step. Exit status 0 when everything decoded, 1 otherwise.
     """
     from amsread.diagnose.explain import explain_apdus, explain_stream, render_json, render_text
-    from amsread.dlms.keys import Keys, parse_key
+    from amsread.dlms.keys import resolve_keys
     from amsread.readings.profiles import ProfileSet, load_profile
 
     with _usage_errors():
         data, apdus, source = _diagnostic_input(hex_words, file, capture)
-        keys = Keys(
-            parse_key(key, "encryption key (--key)") if key else None,
-            parse_key(auth_key, "authentication key (--auth-key)") if auth_key else None,
-        )
+        # As listen finds them: flag or env, key file, systemd credential.
+        keys = resolve_keys(key, auth_key, key_file, auth_key_file)
         profile_set = ProfileSet([load_profile(p) for p in profiles])
         if apdus is not None:
             report = explain_apdus(apdus, keys, profiles=profile_set, source=source, redact=redact)
@@ -748,22 +767,24 @@ def explain(
     "keys",
     metavar="HEX",
     multiple=True,
-    required=True,
-    help="Encryption key (GUEK) to check; repeat to try several candidates.",
+    help="Encryption key (GUEK) to check; repeat to try several candidates. Env: AMSREAD_KEY.",
 )
 @click.option(
     "--auth-key",
     "auth_keys",
     metavar="HEX",
     multiple=True,
-    help="Authentication key (GAK); may be repeated too.",
+    help="Authentication key (GAK); may be repeated too. Env: AMSREAD_AUTH_KEY.",
 )
+@key_file_options
 def check_key(
     hex_words: tuple[str, ...],
     file: str | None,
     capture: str | None,
     keys: tuple[str, ...],
     auth_keys: tuple[str, ...],
+    key_file: str | None,
+    auth_key_file: str | None,
 ) -> None:
     """Check keys against frames: one verdict line, then the details.
 
@@ -773,13 +794,27 @@ def check_key(
     Exit status 0 when the keys work, 1 otherwise.
     """
     from amsread.diagnose.checkkey import check_keys, collect_frames, render_report
+    from amsread.dlms.keys import CREDENTIAL_AUTH_KEY, CREDENTIAL_KEY
 
     with _usage_errors():
+        # Keys as listen finds them: flags, environment, key files, systemd credentials.
+        candidates = key_texts(keys, key_file, "AMSREAD_KEY", CREDENTIAL_KEY, "encryption key")
+        if not candidates:
+            raise UsageError(
+                "no key to check: pass --key HEX (repeatable), --key-file FILE or AMSREAD_KEY"
+            )
+        auth_candidates = key_texts(
+            auth_keys, auth_key_file, "AMSREAD_AUTH_KEY", CREDENTIAL_AUTH_KEY, "authentication key"
+        )
         data, apdus, _source = _diagnostic_input(hex_words, file, capture)
         frames = collect_frames(apdus[0] if apdus else data, stream=apdus is None)
-        report = check_keys(frames, list(keys), list(auth_keys))
+        report = check_keys(frames, candidates, auth_candidates)
         click.echo(render_report(report), nl=False)
     sys.exit(0 if report.ok else 1)
+
+
+# -v, -q and --log-format after the command too (amsread replay x.bin -v).
+add_global_options(cli)
 
 
 def main() -> None:

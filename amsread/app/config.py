@@ -105,6 +105,7 @@ SETTINGS: dict[str, Setting] = {
     "output": Setting("output", _text),
     "save_raw": Setting("save_raw", _text),
     "redact": Setting("redact", _bool),
+    "metrics": Setting("metrics", _text),
     "time": Setting("time_source", _choice("meter", "host")),
     "profiles": Setting("profiles", _paths),
     "key": Setting("key", _text, secret=True),
@@ -181,6 +182,11 @@ def load_file(path: str) -> dict[str, Any]:
             if isinstance(value, tuple)
             else os.path.join(base, value)
         )
+    if "port" in settings:
+        # A device path too ("ttyV0" next to the file); URLs stay as they are.
+        from amsread.app.options import resolve_port
+
+        settings["port"] = resolve_port(settings["port"], base)
     if any(SETTINGS[k].secret for k in settings) and readable_by_others(path):
         settings[READABLE_SECRET] = True
     return settings

@@ -50,16 +50,18 @@ NO_SERIAL_SETTINGS = ("socket", "loop", "mqtt", "mqtts")
 
 @dataclass(frozen=True, slots=True)
 class SerialSettings:
-    """Baud rate and parity; always 8 data bits and 1 stop bit."""
+    """Baud rate, parity and data bits (8, or 7 for DSMR 2.2/3 P1 ports); 1 stop bit."""
 
     baudrate: int
     parity: str
+    bytesize: int = 8
 
     def __str__(self) -> str:
-        return f"{self.baudrate} 8{self.parity}1"
+        return f"{self.baudrate} {self.bytesize}{self.parity}1"
 
     @property
     def flags(self) -> str:
+        # No flag sets 7 data bits: a pinned 9600 E is 8E1; DSMR 2.2/3 needs the probe.
         return f"--baud {self.baudrate} --parity {self.parity}"
 
 
@@ -69,7 +71,8 @@ AUTO_SETTINGS = (
     SerialSettings(2400, "N"),
     SerialSettings(9600, "N"),
     SerialSettings(9600, "E"),
-    SerialSettings(115200, "N"),
+    SerialSettings(115200, "N"),  # also DSMR 4/5, Fluvius, Smarty P1
+    SerialSettings(9600, "E", 7),  # DSMR 2.2 and 3 P1 ports
 )
 
 
@@ -135,6 +138,7 @@ class Port(Protocol):
 
     baudrate: int
     parity: str
+    bytesize: int
     timeout: float | None
 
     def read(self, size: int = 1) -> bytes: ...
@@ -159,7 +163,7 @@ def open_port(port: str, settings: SerialSettings, timeout: float) -> Port:
         port,
         baudrate=settings.baudrate,
         parity=settings.parity,
-        bytesize=serial.EIGHTBITS,
+        bytesize=serial.SEVENBITS if settings.bytesize == 7 else serial.EIGHTBITS,
         stopbits=serial.STOPBITS_ONE,
         timeout=timeout,
         # A second reader on one port would steal bytes from both.
@@ -212,6 +216,13 @@ def describe_problem(exc: BaseException, port: str) -> LineProblem:
     code = _errno_of(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__
     network = not serial_settings_apply(port) or "://" in port
+    if code == errno.ENOTTY or f"({errno.ENOTTY}, " in text:
+        # /dev/null, a disk, …: a device, but no serial line (termios refuses it).
+        return LineProblem(
+            "not_serial",
+            f"{port} is not a serial device",
+            "use amsread replay FILE for a capture; for a meter, give its serial port",
+        )
     if code in (errno.EACCES, errno.EPERM):
         return LineProblem(
             "permission",
@@ -275,6 +286,7 @@ class Listener:
         probe_seconds: float = PROBE_SECONDS,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        port_events: Callable[[str], object] | None = None,
     ) -> None:
         if not settings:
             raise ValueError("no serial settings to try")
@@ -314,6 +326,8 @@ class Listener:
         self._cycle_warned = False
         #: More counters for the SIGUSR1 summary (the MQTT queue's).
         self.extra_counters: list[Callable[[], dict[str, int]]] = []
+        #: Told "open" when the port opens and a cause when it fails (metrics).
+        self._port_events = port_events
 
     # -- control (safe from signal handlers) --------------------------------
 
@@ -454,10 +468,14 @@ class Listener:
         self._last_data = self._clock()
         self._start_probe()
         self.notifier.ready(self._status())
+        if self._port_events is not None:
+            self._port_events("open")
 
     def _line_failed(self, exc: OSError, verb: str) -> None:
         self._close_port()
         problem = describe_problem(exc, self.port_name)
+        if self._port_events is not None:
+            self._port_events(problem.cause)
         delay = self._backoff.next()
         if self._outage is None or self._outage.cause != problem.cause:
             if self._outage is None:
@@ -594,6 +612,7 @@ class Listener:
         try:
             self._port.baudrate = self.settings.baudrate
             self._port.parity = self.settings.parity
+            self._port.bytesize = self.settings.bytesize
             # Bytes still buffered were read with the previous setting.
             self._port.reset_input_buffer()
         except (OSError, ValueError) as exc:

@@ -147,5 +147,10 @@ class Logger:
         getattr(logger, method)(event, **fields)
 
 
+def enabled(level: int) -> bool:
+    """True when a line at ``level`` (DEBUG, INFO, …) is logged."""
+    return _level <= level
+
+
 def get_logger() -> Logger:
     return Logger()

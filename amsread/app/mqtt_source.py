@@ -43,6 +43,7 @@ class MqttPort:
 
     baudrate = 0
     parity = "N"
+    bytesize = 8
 
     def __init__(self, url: str, timeout: float) -> None:
         import paho.mqtt.client as mqtt

@@ -12,34 +12,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from amsread import reasons
 from amsread.model import Event, Failure, Message, Notice, Rejected, Skipped
 from amsread.output.writers import Writer
 from amsread.pipeline import Pipeline
 from amsread.readings.sanity import SanityChecker
 
-HINTS = {
-    "no_key": "pass the encryption key (GUEK) your grid operator gave you with --key",
-    "auth_failed": "check --key and --auth-key; to test the encryption key alone, run"
-    " without --auth-key: if readings then appear, the authentication key is the wrong one",
-    "decrypt_failed": "check --key: it must be this meter's encryption key (GUEK), 32 hex"
-    " digits; if only some frames fail, they were damaged on the way",
-    "unsupported_security": "please report this meter with 'amsread explain' output",
-    "bad_apdu": "run 'amsread explain' on the frame and report it",
-    "replayed": "an old or repeated frame; if the meter's counter was reset, delete the"
-    " --state-file, or pass --allow-replay to accept such frames",
-}
-REJECT_HINTS = {
-    "bad_fcs": "bytes were damaged on the line",
-    "bad_hcs": "a frame header was damaged on the line",
-    "truncated": "bytes were lost on the line; check the IR head's alignment and the baud rate",
-    "garbage": "bytes outside any frame; persistent garbage means wrong serial settings",
-    "bad_checksum": "bytes were damaged on the line",
-    "segments_lost": "a frame of a message sent in several frames was lost or damaged",
-    "blocks_lost": "a block of a general-block-transfer was lost or damaged",
-    "bad_hex": "a line that is no hex message; --framing raw expects one hex APDU per line",
-}
-#: Rejections that mean data was lost (as opposed to noise between frames).
-LOSSES = ("bad_hcs", "bad_fcs", "bad_checksum", "truncated", "segments_lost", "blocks_lost")
 #: First-generation threshold of the cyclic garbage collector while decoding
 #: (CPython's default: 700). A 64 KiB chunk of a capture yields ~130 messages,
 #: thousands of small objects alive until written, so the default ran a
@@ -78,8 +56,7 @@ class Reporter:
                 self._once(
                     "unauthenticated",
                     "the authentication tag was not checked: no authentication key given",
-                    hint="to verify it, pass the authentication key (GAK) with --auth-key,"
-                    " --auth-key-file or AMSREAD_AUTH_KEY",
+                    hint=reasons.hint("unauthenticated"),
                 )
             self._security_notes(event)
             self._reading_notes(event)
@@ -90,7 +67,7 @@ class Reporter:
             self._once(
                 event.reason,
                 event.detail,
-                hint=HINTS.get(event.reason),
+                hint=reasons.hint(event.reason),
                 system_title=event.system_title,
                 invocation_counter=event.invocation_counter,
             )
@@ -101,7 +78,7 @@ class Reporter:
                 "bytes rejected",
                 reason=event.reason,
                 bytes=event.size,
-                detail=event.detail or REJECT_HINTS.get(event.reason),
+                detail=event.detail or reasons.hint(event.reason),
                 start=event.data[:16].hex(" "),
             )
         elif isinstance(event, Skipped):
@@ -109,6 +86,9 @@ class Reporter:
         elif isinstance(event, Notice):
             log = {"info": self.log.info, "warning": self.log.warning}.get(event.level)
             (log or self.log.debug)(event.detail, what=event.what)
+            if event.what == "tag_unverified":
+                # It says why the tag went unchecked; "no authentication key given" would mislead.
+                self.seen.add("unauthenticated")
 
     def _security_notes(self, message: Message) -> None:
         if message.extra.get("keys_swapped"):
@@ -116,7 +96,7 @@ class Reporter:
                 "keys_swapped",
                 "the encryption key and the authentication key are swapped: the tag"
                 " verified only the other way round, so amsread uses them swapped",
-                hint="exchange the values of --key and --auth-key",
+                hint=reasons.hint("keys_swapped"),
             )
         missed = message.extra.get("missed_pushes")
         if missed:
@@ -186,7 +166,7 @@ def _emit(events: list[Event], writer: Writer, reporter: Reporter) -> None:
 def summarize(pipeline: Pipeline, reporter: Reporter) -> None:
     """One line of counters at the end of a run; a warning if anything was lost."""
     counts = pipeline.counters.report()
-    lost = sum(counts.get(k, 0) for k in LOSSES)
+    lost = sum(counts.get(k, 0) for k in reasons.LOSSES)
     if lost or reporter.failures:
         reporter.log.warning("some data could not be decoded", **counts)
     else:

@@ -154,6 +154,8 @@ class CaptureRedactor:
             "mbus": MbusFramer(),
         }
         self._pending = bytearray()
+        #: Stream offset of ``_pending[0]``: the framers tell where each frame starts.
+        self._pending_at = 0
         #: System-title serial bytes -> their replacement (same length).
         self._serials: dict[bytes, bytes] = {}
         self._replacements: set[bytes] = set()
@@ -187,9 +189,9 @@ class CaptureRedactor:
         for event in events:
             if not _is_frame(event):
                 continue  # rejected bytes and garbage are copied unchanged below
-            start = pending.find(event.raw, cursor)
-            if start < 0:
-                continue
+            start = event.offset - self._pending_at
+            if start < cursor:
+                continue  # never: a frame's bytes stay pending until its framer found it
             out += self._redact_loose(pending[cursor:start])
             if isinstance(event, HdlcFrame):
                 out += self.redact_frame(event)
@@ -205,6 +207,7 @@ class CaptureRedactor:
         safe = decided if final else max(cursor, decided - _LOOSE_TAIL)
         out += pending[cursor:safe]
         del pending[:safe]
+        self._pending_at += safe
         return bytes(out)
 
     def _redact_loose(self, region: bytearray) -> bytes:

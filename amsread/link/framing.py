@@ -2,9 +2,11 @@
 
 * ``hdlc``: HDLC frames (IEC 62056-46), segmented frames joined;
 * ``mbus``: wired M-Bus long frames carrying DLMS transport segments;
+* ``dsmr``: DSMR P1 text telegrams (``/`` … ``!CRC``), plain or inside a
+  general-glo-ciphering APDU (Luxembourg Smarty, Austrian P1);
 * ``raw``: hex text, one message per line (an APDU, optionally after the LLC
   header), as some gateways deliver it;
-* ``auto``: feeds the same bytes to the HDLC and the M-Bus framer and locks
+* ``auto``: feeds the same bytes to the HDLC, M-Bus and DSMR framers and locks
   onto whichever first yields a checksum-valid frame, saying which with an
   info-level ``Notice``.
 
@@ -20,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol
 
 from amsread.errors import UsageError
+from amsread.link.dsmr import DSMR_LINE, CipheredTelegram, DsmrEvent, DsmrFramer, Telegram
 from amsread.link.hdlc import HdlcFrame, HdlcMessageEvent, HdlcReassembler
 from amsread.link.mbus import MbusFrame, MbusMessage, MbusMessageEvent, MbusReassembler
 from amsread.link.segments import M, Reassembler
 from amsread.model import Notice, Rejected, Skipped
 
-FRAMINGS = ("auto", "hdlc", "mbus", "raw")
-LABELS = {"hdlc": "HDLC", "mbus": "M-Bus", "raw": "hex lines"}
+FRAMINGS = ("auto", "hdlc", "mbus", "dsmr", "raw")
+LABELS = {"hdlc": "HDLC", "mbus": "M-Bus", "dsmr": "DSMR P1 telegram", "raw": "hex lines"}
 #: Events each candidate may hold while auto-detection is undecided.
 MAX_HELD = 64
 #: Longest line the raw link accepts (hex digits and separators).
@@ -50,6 +53,8 @@ class LinkMessage:
     frames: int = 1
     skip: str | None = None
     checked: bool = True
+    #: The payload is a DSMR telegram (text, or the ciphered APDU that carries one).
+    telegram: bool = False
 
 
 LinkEvent = LinkMessage | Rejected | Notice
@@ -128,6 +133,36 @@ def _from_mbus(event: MbusMessageEvent) -> LinkEvent:
     return LinkMessage(event.apdu, event.frames)
 
 
+class DsmrLink:
+    """DSMR P1 telegrams: text, or ciphered (Smarty); the CRC checked here."""
+
+    name = "dsmr"
+
+    def __init__(self) -> None:
+        self.framer = DsmrFramer()
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]:
+        return [_from_dsmr(e) for e in self.framer.feed(data)]
+
+    def close(self) -> list[LinkEvent]:
+        return [_from_dsmr(e) for e in self.framer.close()]
+
+    def forget_garbage(self) -> None:
+        self.framer.forget_garbage()
+
+
+def _from_dsmr(event: DsmrEvent) -> LinkEvent:
+    if isinstance(event, Rejected):
+        return event
+    if isinstance(event, Telegram):
+        # DSMR 2.2/3 send no CRC: data lines are the evidence of the framing then.
+        checked = event.crc is not None or DSMR_LINE.search(event.raw) is not None
+        return LinkMessage(event.raw, checked=checked, telegram=True)
+    assert isinstance(event, CipheredTelegram)
+    # No checksum on the line: decryption is the only check, so no evidence for auto.
+    return LinkMessage(event.raw, checked=False, telegram=True)
+
+
 _HEX_NOISE = re.compile(rb"0[xX]|[\s:,;\-_]|\\x")
 _NOT_HEX = re.compile(rb"[^0-9a-fA-F]")
 
@@ -194,7 +229,7 @@ def _overlong(size: int, head: bytes) -> Rejected:
 
 
 class AutoLink:
-    """Tries HDLC and M-Bus on the same bytes; locks onto the first that works.
+    """Tries HDLC, M-Bus and DSMR on the same bytes; locks onto the first that works.
 
     Until a candidate yields a checksum-valid frame, each candidate's events
     are held. On lock the winner's held events (garbage before the first
@@ -205,7 +240,11 @@ class AutoLink:
     """
 
     def __init__(self) -> None:
-        self._candidates: dict[str, HdlcLink | MbusLink] = {"hdlc": HdlcLink(), "mbus": MbusLink()}
+        self._candidates: dict[str, HdlcLink | MbusLink | DsmrLink] = {
+            "hdlc": HdlcLink(),
+            "mbus": MbusLink(),
+            "dsmr": DsmrLink(),
+        }
         self._held: dict[str, list[LinkEvent]] = {name: [] for name in self._candidates}
         self._locked: Link | None = None
         self._head = bytearray()
@@ -286,10 +325,11 @@ def _frames(events: list[LinkEvent]) -> int:
 
 def make_link(framing: str) -> Link:
     """The link layer for a ``--framing`` choice."""
-    links: dict[str, type[HdlcLink | MbusLink | RawLink | AutoLink]] = {
+    links: dict[str, type[HdlcLink | MbusLink | DsmrLink | RawLink | AutoLink]] = {
         "auto": AutoLink,
         "hdlc": HdlcLink,
         "mbus": MbusLink,
+        "dsmr": DsmrLink,
         "raw": RawLink,
     }
     if framing not in links:
@@ -298,9 +338,11 @@ def make_link(framing: str) -> Link:
 
 
 def framing_for_hex(data: bytes) -> str:
-    """Pick the framing of one hex input by its first byte: 7E HDLC, 68 M-Bus, else raw."""
+    """Pick the framing of one hex input by its first byte: 7E HDLC, 68 M-Bus, / DSMR, else raw."""
     if data[:1] == b"\x7e":
         return "hdlc"
     if data[:1] == b"\x68":
         return "mbus"
+    if data[:1] == b"/":
+        return "dsmr"
     return "raw"

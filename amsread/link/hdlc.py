@@ -19,7 +19,7 @@ one message, as Iskraemeco AM550 meters send their longer pushes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amsread.link.crc import crc16_x25
 from amsread.link.scanner import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
@@ -55,6 +55,8 @@ class HdlcFrame:
     raw: bytes
     #: Frames this message was reassembled from (1 for a frame sent whole).
     segments: int = 1
+    #: Where ``raw`` starts in the stream fed to the framer (-1 for a joined message).
+    offset: int = field(default=-1, compare=False)
 
     @property
     def control_name(self) -> str:
@@ -151,7 +153,9 @@ class HdlcFramer(Scanner[HdlcFrame]):
             self._flush_garbage(events)
             # One copy of the frame out of the buffer; its fields are cut from that.
             raw = bytes(buf[start:end])
-            events.append(self._frame(raw, dest_end - start, src_end - start, header_end - start))
+            at = self._offset + start
+            frame = self._frame(raw, dest_end - start, src_end - start, header_end - start, at)
+            events.append(frame)
             pos = end
         self._consume(pos)
         return events
@@ -224,13 +228,13 @@ class HdlcFramer(Scanner[HdlcFrame]):
         return _OK, dest_end, src_end, control_end + 2
 
     @staticmethod
-    def _frame(raw: bytes, dest_end: int, src_end: int, header_end: int) -> HdlcFrame:
+    def _frame(raw: bytes, dest_end: int, src_end: int, header_end: int, at: int) -> HdlcFrame:
         """The frame in ``raw`` (flag to FCS), given where its header parts end."""
         # Positional: keywords cost a third more, on every frame. An empty
         # information field when there is none (header_end == len(raw) - 2).
         segmented = bool(raw[1] & 0x08)
         destination, source, control = raw[3:dest_end], raw[dest_end:src_end], raw[src_end]
-        return HdlcFrame(segmented, destination, source, control, raw[header_end:-2], raw)
+        return HdlcFrame(segmented, destination, source, control, raw[header_end:-2], raw, 1, at)
 
     def _reject_fcs(self, events: list[HdlcEvent], start: int, end: int) -> None:
         """Tell a frame cut short by the next one from one damaged in place."""

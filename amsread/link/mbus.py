@@ -25,7 +25,7 @@ after damaged bytes is never lost. ``MbusReassembler`` joins the segments.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from amsread.link.scanner import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
@@ -74,6 +74,8 @@ class MbusFrame:
     data: bytes
     raw: bytes
     length_overflow: bool = False
+    #: Where ``raw`` starts in the stream fed to the framer.
+    offset: int = field(default=-1, compare=False)
 
     @property
     def is_transport_segment(self) -> bool:
@@ -246,11 +248,12 @@ class MbusFramer(Scanner[MbusFrame]):
     def _frame(self, start: int, end: int, overflow: bool) -> MbusFrame:
         buf = self._buf
         raw = bytes(buf[start:end])
+        at = self._offset + start
         if raw[0] == ACK:
-            return MbusFrame("ack", None, None, None, b"", raw)
+            return MbusFrame("ack", None, None, None, b"", raw, False, at)
         if raw[0] == SHORT_START:
-            return MbusFrame("short", raw[1], raw[2], None, b"", raw)
-        return MbusFrame("long", raw[4], raw[5], raw[6], raw[7:-2], raw, overflow)
+            return MbusFrame("short", raw[1], raw[2], None, b"", raw, False, at)
+        return MbusFrame("long", raw[4], raw[5], raw[6], raw[7:-2], raw, overflow, at)
 
     # -- rejections ----------------------------------------------------------
 

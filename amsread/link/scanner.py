@@ -25,10 +25,13 @@ class Scanner(Generic[F]):
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        #: Stream offset of the buffer's first byte (bytes fed and dropped before it).
+        self._offset = 0
         # Bytes at the head of the buffer that belong to a frame already rejected.
         self._covered = 0
         self._garbage_size = 0
         self._garbage_head = bytearray()
+        self._garbage_at = 0
 
     @property
     def buffered(self) -> int:
@@ -37,11 +40,13 @@ class Scanner(Generic[F]):
     def _consume(self, size: int) -> None:
         """Drop the first ``size`` bytes of the buffer: they are decided."""
         del self._buf[:size]
+        self._offset += size
         self._covered = max(0, self._covered - size)
 
     def _finish(self, events: list[F | Rejected]) -> None:
         """End of stream, after the last scan: report the garbage, hold nothing."""
         self._flush_garbage(events)
+        self._offset += len(self._buf)
         self._buf.clear()
         self._covered = 0
 
@@ -51,7 +56,7 @@ class Scanner(Generic[F]):
         """Report ``buf[start:end]`` as a rejected frame (garbage before it first)."""
         self._flush_garbage(events)
         data = bytes(self._buf[start : min(end, start + MAX_REJECTED_KEEP)])
-        events.append(Rejected(reason, end - start, data, detail))
+        events.append(Rejected(reason, end - start, data, detail, self._offset + start))
         self._covered = max(self._covered, end)
 
     def _garbage(self, start: int, end: int) -> None:
@@ -59,6 +64,8 @@ class Scanner(Generic[F]):
         start = max(start, self._covered)
         if end <= start:
             return
+        if not self._garbage_size:
+            self._garbage_at = self._offset + start
         room = MAX_REJECTED_KEEP - len(self._garbage_head)
         if room > 0:
             # Only the garbage itself: bytes after ``end`` may be the next frame.
@@ -74,6 +81,6 @@ class Scanner(Generic[F]):
     def _flush_garbage(self, events: list[F | Rejected]) -> None:
         if self._garbage_size:
             head = bytes(self._garbage_head[:MAX_REJECTED_KEEP])
-            events.append(Rejected("garbage", self._garbage_size, head))
+            events.append(Rejected("garbage", self._garbage_size, head, "", self._garbage_at))
             self._garbage_size = 0
             self._garbage_head = bytearray()

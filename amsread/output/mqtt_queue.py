@@ -60,8 +60,8 @@ class MqttQueue:
         self._stopping = False
         self._problem: str | None = None
         self._meters: set[str] = set()
-        self.counters = {"mqtt_messages": 0, "mqtt_publishes": 0, "mqtt_dropped": 0}
-        self.counters["mqtt_connects"] = 0
+        self.tally = {"mqtt_messages": 0, "mqtt_publishes": 0, "mqtt_dropped": 0}
+        self.tally["mqtt_connects"] = 0
         self._client: Any = None
         self._threads: list[threading.Thread] = []
         self._wake = threading.Event()
@@ -103,8 +103,8 @@ class MqttQueue:
 
     def _drop_oldest(self) -> None:
         self._queue.popleft()
-        self.counters["mqtt_dropped"] += 1
-        dropped = self.counters["mqtt_dropped"]
+        self.tally["mqtt_dropped"] += 1
+        dropped = self.tally["mqtt_dropped"]
         if dropped == 1 or dropped % 1000 == 0:
             self.log.warning(
                 "MQTT queue full: oldest messages dropped",
@@ -145,12 +145,12 @@ class MqttQueue:
         self._down.set()
         for thread in self._threads:
             thread.join(5.0)
-        self.log.info("mqtt", broker=str(self.options.url), **self.counters)
+        self.log.info("mqtt", broker=str(self.options.url), **self.tally)
 
     def report(self) -> dict[str, int]:
         """The counters, for the SIGUSR1 summary."""
         with self._lock:
-            return {**self.counters, "mqtt_queued": len(self._queue) + len(self._inflight)}
+            return {**self.tally, "mqtt_queued": len(self._queue) + len(self._inflight)}
 
     def _pending(self) -> list[Batch]:
         return [flight.batch for flight in self._inflight] + list(self._queue)
@@ -224,12 +224,12 @@ class MqttQueue:
             self._failed(describe_refusal(str(reason)))
             client.disconnect()
             return
-        if self._problem is not None or self.counters["mqtt_connects"]:
+        if self._problem is not None or self.tally["mqtt_connects"]:
             self.log.info("MQTT connected again", broker=str(self.options.url))
         else:
             self.log.info("MQTT connected", broker=str(self.options.url))
         self._problem = None
-        self.counters["mqtt_connects"] += 1
+        self.tally["mqtt_connects"] += 1
         if self.options.ha_discovery:
             client.subscribe(f"{self.options.ha_prefix}/status", qos=1)
         with self._lock:
@@ -297,7 +297,7 @@ class MqttQueue:
             ]
             with self._lock:
                 flight.sent = True
-                self.counters["mqtt_publishes"] += len(flight.infos)
+                self.tally["mqtt_publishes"] += len(flight.infos)
 
     def _retire(self) -> None:
         """Forget the batches the broker has acknowledged, oldest first."""
@@ -305,7 +305,7 @@ class MqttQueue:
         retired = False
         while inflight and inflight[0].sent and all(i.is_published() for i in inflight[0].infos):
             inflight.popleft()
-            self.counters["mqtt_messages"] += 1
+            self.tally["mqtt_messages"] += 1
             retired = True
         if retired:
             self._lock.notify_all()

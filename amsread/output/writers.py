@@ -85,6 +85,12 @@ def iso_utc(timestamp: float) -> str:
 
 def message_dict(message: Message) -> dict[str, Any]:
     """The JSON-lines schema (documented in the README)."""
+    readings: list[dict[str, Any]] = []
+    for r in message.readings:
+        reading = {"obis": r.obis, "name": r.name, "value": r.value, "unit": r.unit}
+        if r.captured_at is not None:
+            reading["captured_at"] = r.captured_at
+        readings.append(reading)
     return {
         "received_at": iso_utc(message.received_at),
         "meter_time": message.meter_time,
@@ -93,10 +99,7 @@ def message_dict(message: Message) -> dict[str, Any]:
         "list_id": message.list_id,
         "authenticated": message.authenticated,
         "profile": message.profile,
-        "readings": [
-            {"obis": r.obis, "name": r.name, "value": r.value, "unit": r.unit}
-            for r in message.readings
-        ],
+        "readings": readings,
     }
 
 
@@ -168,6 +171,10 @@ class JsonlWriter:
             layout, values = message.labels, message.values  # no Reading objects needed
         else:
             readings = message.readings
+            if any(r.captured_at is not None for r in readings):
+                # Rare (DSMR sub-meters): no template has room for captured_at.
+                self._stream.write(self._dumps(message_dict(message)) + "\n")
+                return
             layout, values = tuple(map(_LABEL, readings)), tuple(map(_VALUE, readings))
         # A ReadingLabels is hashed by identity (cheap), a tuple of labels by content.
         key = (layout, tuple(map(type, values)))
@@ -277,6 +284,8 @@ class CsvWriter:
 
 
 def _cell(value: object) -> object:
+    if isinstance(value, list):
+        return _json_dumps(value)  # a DSMR power failure log: JSON, not Python's repr
     return "" if value is None else value
 
 

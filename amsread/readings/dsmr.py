@@ -1,0 +1,221 @@
+"""DSMR P1 telegram text to a ``Message``, sans I/O.
+
+Each data line ``A-B:C.D.E(value*unit)…`` becomes a reading: the OBIS code in
+six dotted groups (F = 255), the value as sent (a number, or text), the unit
+as sent. How a code's value is written is data (``data/dsmr.toml``, citing the
+DSMR, e-MUCS and Smarty specifications); names come from ``data/obis.toml``.
+A line no definition knows is kept with its code and raw text.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from amsread.errors import DecodeError
+from amsread.model import Message, Reading
+from amsread.readings.obis import describe
+
+_GROUP = re.compile(r"\(([^()]*)\)")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_STAMP = re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)([SW]?)")
+_OFFSETS = {"S": "+02:00", "W": "+01:00", "": ""}
+
+
+class TelegramError(DecodeError):
+    """A telegram whose CRC matched (or that sends none) but whose text is no telegram."""
+
+    reason = "bad_telegram"
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    objects: dict[str, dict[str, str]]
+    mbus: dict[str, dict[str, str]]
+    media: dict[int, str]
+
+
+@cache
+def _spec() -> _Spec:
+    text = resources.files("amsread.readings").joinpath("data/dsmr.toml").read_text("utf-8")
+    data = tomllib.loads(text)
+    media = {int(key): name for key, name in data["media"].items()}
+    return _Spec(data["objects"], data["mbus"], media)
+
+
+def number(text: str) -> int | float | None:
+    """``"000123.456"`` -> 123.456, ``"00004"`` -> 4; None if not a number."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    return float(text) if "." in text else int(text)
+
+
+def timestamp(text: str) -> str | None:
+    """``YYMMDDhhmmssX`` to ISO 8601, X = S (+02:00) or W (+01:00); None if no time."""
+    match = _STAMP.fullmatch(text)
+    if match is None:
+        return None
+    yy, mo, dd, hh, mi, ss, season = match.groups()
+    if not ("01" <= mo <= "12" and "01" <= dd <= "31" and hh <= "23" and mi <= "59" and ss <= "59"):
+        return None  # e.g. 632525252525W: an M-Bus device that sent no time
+    return f"20{yy}-{mo}-{dd}T{hh}:{mi}:{ss}{_OFFSETS[season]}"
+
+
+def hex_text(text: str) -> str:
+    """Hex-encoded text decoded, when it decodes to printable ASCII; else as sent."""
+    if len(text) % 2 or not text:
+        return text
+    try:
+        decoded = bytes.fromhex(text).decode("ascii")
+    except ValueError:
+        return text
+    return decoded if decoded.isprintable() else text
+
+
+def _with_unit(text: str) -> tuple[Any, str | None]:
+    value, star, unit = text.partition("*")
+    parsed = number(value)
+    if parsed is None:
+        return text, None
+    return parsed, unit if star else None
+
+
+def _failure_log(groups: list[str]) -> list[dict[str, Any]] | None:
+    """``(n)(0-0:96.7.19)(end)(duration*s)…`` to ``[{end, duration_s}, …]``."""
+    if not groups or (count := number(groups[0] or "0")) is None:
+        return None
+    pairs = groups[2:]
+    if len(pairs) != 2 * int(count):
+        return None
+    log = []
+    for end, duration in zip(pairs[::2], pairs[1::2], strict=True):
+        seconds = number(duration.partition("*")[0])
+        log.append({"end": timestamp(end) or end, "duration_s": seconds})
+    return log
+
+
+#: Codes a parser remembers (obis, name, kind, channel); a meter sends a few dozen.
+MAX_CODES = 1024
+_CODE = re.compile(r"(\d{1,3})-(\d{1,3}):(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
+
+
+@dataclass(frozen=True, slots=True)
+class _Code:
+    obis: str
+    name: str | None
+    kind: str
+    #: The M-Bus channel (group B) of a sub-meter object, else 0.
+    channel: int
+
+
+class TelegramParser:
+    """Turns telegram text into a ``Message``; one per pipeline (it caches per code)."""
+
+    def __init__(self) -> None:
+        # What each code text ("1-0:1.8.1") means, looked up once: most of a
+        # telegram's cost was finding it again on every line.
+        self._codes: dict[str, _Code | None] = {}
+
+    def parse(self, raw: bytes) -> Message:
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise TelegramError(f"non-ASCII byte 0x{raw[exc.start]:02X} in the telegram") from None
+        lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
+        ident = lines[0].strip()[1:]
+        message = Message([], list_id=ident or None)
+        media: dict[int, str] = {}
+        for line in _joined(lines[1:]):
+            reading = self._reading(line, media)
+            if reading is None:
+                continue
+            if reading.obis == "0.0.1.0.0.255" and isinstance(reading.value, str):
+                message.meter_time = reading.value
+            message.readings.append(reading)
+        return message
+
+    def _reading(self, line: str, media: dict[int, str]) -> Reading | None:
+        paren = line.find("(")
+        code = self._code(line[:paren]) if paren > 0 else None
+        if code is None:
+            if line and not line.startswith("!"):
+                return Reading(None, None, line, None)  # kept: never dropped
+            return None
+        rest = line[paren:]
+        if not code.kind and rest.find("(", 1) < 0 and rest[-1] == ")":
+            value, unit = _with_unit(rest[1:-1])  # one group, as most lines are
+            reading = Reading(code.obis, code.name, value, unit)
+        else:
+            reading = _value(code.obis, code.name, code.kind, _GROUP.findall(rest), rest)
+        if code.channel:
+            if code.name == "mbus_device_type" and isinstance(reading.value, int):
+                media[code.channel] = _spec().media.get(reading.value, "mbus_delivered")
+            elif code.name == "mbus_delivered":
+                reading.name = media.get(code.channel, code.name)
+        return reading
+
+    def _code(self, text: str) -> _Code | None:
+        if text in self._codes:
+            return self._codes[text]
+        if len(self._codes) >= MAX_CODES:
+            self._codes.clear()
+        code = self._codes[text] = _describe(text)
+        return code
+
+
+def _describe(text: str) -> _Code | None:
+    """What a code text means; None if it is no OBIS code (the line is kept as text)."""
+    match = _CODE.fullmatch(text)
+    if match is None:
+        return None
+    groups = tuple(int(group) for group in match.groups())
+    if max(groups) > 255:
+        return None
+    medium, channel, c, d, e = groups
+    key = f"{medium}.{c}.{d}.{e}"
+    spec = _spec()
+    mbus = spec.mbus.get(key) if medium == 0 and channel != 0 else None
+    definition = mbus or spec.objects.get(key) or {}
+    name = definition.get("name") or describe(bytes((*groups, 255)))[0]
+    obis = f"{medium}.{channel}.{c}.{d}.{e}.255"
+    return _Code(obis, name, definition.get("kind", ""), channel if mbus else 0)
+
+
+def _value(obis: str, name: str | None, kind: str, groups: list[str], rest: str) -> Reading:
+    """A reading from the value groups, by the code's kind, else by their shape."""
+    raw = rest if len(groups) != 1 else groups[0]
+    if kind == "text":
+        return Reading(obis, name, raw, None)
+    if kind == "hex_text" and len(groups) == 1:
+        return Reading(obis, name, hex_text(groups[0]), None)
+    if kind == "timestamp" and len(groups) == 1:
+        return Reading(obis, name, timestamp(groups[0]) or groups[0], None)
+    if kind == "failure_log" and (log := _failure_log(groups)) is not None:
+        return Reading(obis, name, log, None)  # type: ignore[arg-type]
+    if kind == "legacy_gas" and len(groups) == 7:
+        value, unit = _with_unit(groups[6])
+        return Reading(obis, name, value, groups[5] or unit, timestamp(groups[0]))
+    if len(groups) == 1:
+        value, unit = _with_unit(groups[0])
+        return Reading(obis, name, value, unit)
+    if len(groups) == 2 and (captured := timestamp(groups[0])) is not None:
+        value, unit = _with_unit(groups[1])
+        return Reading(obis, name, value, unit, captured)
+    return Reading(obis, name, raw, None)
+
+
+def _joined(lines: list[str]) -> list[str]:
+    """Data lines, a continuation (``(`` first, DSMR 2.2/3 gas value) joined to its line."""
+    out: list[str] = []
+    for line in lines:
+        if not line:
+            continue
+        if line.startswith("(") and out:
+            out[-1] += line
+        else:
+            out.append(line)
+    return out

@@ -1,0 +1,113 @@
+"""DSMR P1 telegrams in the pipeline: text telegrams, and ciphered ones (Smarty, Austria).
+
+Luxembourg's Smarty and the Austrian P1 ports send the telegram inside a DLMS
+general-glo-ciphering APDU (AES-128-GCM). It goes through the same replay
+guard and decryptor as a DLMS push. The published Smarty authentication key
+does not verify on every meter: when the tag fails, the text is decrypted
+without verification (GCM's ciphertext is AES-CTR) and accepted only if the
+telegram's own CRC matches; that is said once, and the message is marked
+``authenticated: false``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from amsread.dlms.ciphering import Ciphered, Plaintext, open_ciphered, parse_ciphered
+from amsread.dlms.keys import Keys
+from amsread.errors import AuthenticationError, DecodeError, DecryptionError
+from amsread.link.dsmr import DsmrFramer, Telegram
+from amsread.model import Event, Message, Notice
+from amsread.readings.dsmr import TelegramParser
+
+if TYPE_CHECKING:
+    from amsread.pipeline import Pipeline
+
+_UNVERIFIED = (
+    "the telegrams' authentication tag does not verify with the authentication key"
+    " (the published Smarty key fails on some meters): decrypted without verifying it;"
+    " the telegram CRC still guards the text"
+)
+
+
+class TelegramReader:
+    """Telegram payloads from the DSMR link to Messages, counted in the pipeline's counters."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self.parser = TelegramParser()
+        self._said_unverified = False
+
+    def read(self, payload: bytes, out: list[Event]) -> None:
+        if payload[:1] == b"/":
+            out.append(self._message(payload))
+        else:
+            self._ciphered(payload, out)
+
+    def _message(self, text: bytes) -> Event:
+        pipeline = self._pipeline
+        try:
+            message = self.parser.parse(text)
+        except DecodeError as exc:
+            return pipeline._fail(exc)
+        message.received_at = pipeline._clock()
+        pipeline.counters["messages"] += 1
+        return message
+
+    def _ciphered(self, raw: bytes, out: list[Event]) -> None:
+        pipeline = self._pipeline
+        ciphered: Ciphered | None = None
+        try:
+            ciphered = parse_ciphered(raw)
+            pipeline._check_replay(ciphered)
+            plain, telegram = self._open(ciphered, out)
+        except DecodeError as exc:
+            out.append(pipeline._fail(exc, ciphered))
+            return
+        event = self._message(telegram)
+        if isinstance(event, Message):
+            event.system_title = ciphered.system_title.hex().upper()
+            event.invocation_counter = ciphered.invocation_counter
+            event.authenticated = plain.authenticated
+            if plain.authenticated is False:
+                pipeline.counters["unauthenticated"] += 1
+            missed = pipeline._accept(ciphered, plain)
+            if missed:
+                event.extra["missed_pushes"] = missed
+        out.append(event)
+
+    def _open(self, ciphered: Ciphered, out: list[Event]) -> tuple[Plaintext, bytes]:
+        """Decrypt; with a tag that fails, decrypt unverified and trust the CRC alone."""
+        decryptor = self._pipeline.decryptor
+        try:
+            plain = decryptor.decrypt(ciphered)
+        except AuthenticationError as failure:
+            key = decryptor.keys.encryption
+            if key is None:
+                raise
+            plain = open_ciphered(Keys(key), ciphered)
+            telegram = inner_telegram(plain.apdu, need_crc=True)
+            if telegram is None:
+                raise failure from None
+            if not self._said_unverified:
+                self._said_unverified = True
+                out.append(Notice("tag_unverified", _UNVERIFIED, "warning"))
+            return plain, telegram
+        telegram = inner_telegram(plain.apdu, need_crc=False)
+        if telegram is None:
+            raise DecryptionError(
+                "decryption gave no telegram with a valid CRC: wrong encryption key or"
+                " damaged frame"
+            )
+        return plain, telegram
+
+
+def inner_telegram(plaintext: bytes, *, need_crc: bool) -> bytes | None:
+    """The one whole telegram a decrypted APDU must be, or None."""
+    framer = DsmrFramer()
+    events = framer.feed(plaintext) + framer.close()
+    if len(events) != 1 or not isinstance(events[0], Telegram):
+        return None
+    if need_crc and events[0].crc is None:
+        return None
+    return events[0].raw
