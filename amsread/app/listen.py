@@ -141,6 +141,9 @@ class Listener:
         self._probe_frames = 0
         self._probe_saw_bytes = False
         self._cycle_warned = False
+        #: Settings this tty refused (said once each, then at debug level).
+        self._refused: set[SerialSettings] = set()
+        self._quiet_open = False
 
     # -- control (safe from signal handlers) --------------------------------
 
@@ -291,11 +294,12 @@ class Listener:
             fields["settings"] = str(self.settings)
         if self.detecting:
             fields["detecting"] = "trying the common settings until a frame checks out"
-        if self._outage is None or not self._reopened:
+        if (self._outage is None or not self._reopened) and not self._quiet_open:
             self.log.info("port open", **fields)
         else:
             self.log.debug("port open", **fields)
         self._reopened = self._outage is not None
+        self._quiet_open = False
         self._last_data = self._clock()
         self._start_probe()
         self.notifier.ready(self._status())
@@ -467,24 +471,25 @@ class Listener:
             self._port.reset_input_buffer()
         except (*PORT_ERRORS, ValueError) as exc:
             # Reopened at the next turn, with this setting (or the next).
-            self.log.warning(
-                f"cannot switch {self.port_name} to {self.settings}: {_one_line(exc)}",
-                hint="reopening the port",
-            )
+            self._refused_once(f"cannot switch {self.port_name} to", exc, "reopening the port")
             self._close_port()
+            self._quiet_open = True
             return
         self.notifier.status(self._status())
         self._start_probe()
 
     def _skip_setting(self, exc: BaseException) -> None:
         """Opening at the setting under test failed: log it, go on to the next."""
-        self.log.warning(
-            f"cannot open {self.port_name} at {self.settings}: {_one_line(exc)}",
-            hint="trying the next setting",
-        )
+        self._refused_once(f"cannot open {self.port_name} at", exc, "trying the next setting")
+        self._quiet_open = True
         self._index = (self._index + 1) % len(self._candidates)
         self.settings = self._candidates[self._index]
         self._wait(self._read_timeout)
+
+    def _refused_once(self, text: str, exc: BaseException, hint: str) -> None:
+        said = self.log.debug if self.settings in self._refused else self.log.warning
+        self._refused.add(self.settings)
+        said(f"{text} {self.settings}: {_one_line(exc)}", hint=hint)
 
     def _status(self) -> str:
         where = self.port_name

@@ -137,13 +137,13 @@ class OutputFile:
             info = None
         if info is not None and (info.st_dev, info.st_ino) == self._inode:
             return
-        if self._fd is None:
-            self.flush()  # opens the path if it can
-        elif info is None:
+        if self._fd is not None and info is None:
             # Moved away or deleted: lines written into the old file may be read
             # by nobody, so the next ones go to a new file at the path.
             self._info(f"{self.what} file {self.path} was moved or deleted: opening it anew")
             self._close_fd()
+        if self._fd is None:
+            self._fd = self._try_open(self.path)
             self.flush()
         else:
             self._info(f"{self.what} file {self.path} was replaced: opening it anew")
