@@ -6,6 +6,7 @@ daemon runs as a subprocess (``Daemon`` from test_listen), as systemd runs it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -273,3 +274,94 @@ def test_a_failed_write_leaves_whole_lines_only(tmp_path: Path) -> None:
     full.write("x\n")
     with pytest.raises(OutputError, match="No space left"):
         full.flush()
+
+
+# -- 6. signals and the watchdog --------------------------------------------------
+
+
+def test_sigusr1_is_answered_within_a_second_while_waiting_to_reconnect(
+    server: socket.socket,
+) -> None:
+    address = url(server)
+    server.close()  # connection refused: retried, backing off to many seconds
+    with Daemon(address, *KEYS) as daemon:
+        daemon.wait_stderr("nothing listens there")
+        time.sleep(3.0)  # the backoff has grown past a second
+        daemon.proc.send_signal(signal.SIGUSR1)
+        daemon.wait_stderr("counters", timeout=1.0)
+        assert daemon.stop() == 0
+
+
+def test_sigusr1_just_before_sigterm_is_still_answered(server: socket.socket) -> None:
+    with Daemon(url(server), *KEYS) as daemon:
+        conn, _ = server.accept()
+        with conn:
+            daemon.wait_notify("READY=1")
+            daemon.proc.send_signal(signal.SIGUSR1)
+            assert daemon.stop() == 0
+    assert "counters" in daemon.stderr
+    assert "done" in daemon.stderr  # the closing summary
+
+
+def test_watchdog_is_pinged_every_half_interval_during_an_outage(
+    server: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = url(server)
+    server.close()
+    monkeypatch.setenv("WATCHDOG_USEC", "600000")  # pings due every 0.3 s
+    with Daemon(address, *KEYS) as daemon:
+        daemon.wait_notify("READY=1")
+        pings: list[float] = []
+        deadline = time.monotonic() + 4.0  # through several retries of the backoff
+        while time.monotonic() < deadline:
+            daemon.notify.settimeout(deadline - time.monotonic())
+            try:
+                message = daemon.notify.recv(4096).decode()
+            except TimeoutError:
+                break
+            if "WATCHDOG=1" in message:
+                pings.append(time.monotonic())
+        assert daemon.stop() == 0
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert len(pings) >= 8, pings
+    assert max(gaps) < 0.3 + 0.15, gaps
+
+
+def test_a_local_device_that_returns_is_reopened_within_seconds(tmp_path: Path) -> None:
+    link = tmp_path / "ttyUSB7"
+    with Daemon(str(link), "--baud", "2400", "--parity", "E", *KEYS) as daemon:
+        daemon.wait_stderr("plugged in")
+        time.sleep(6.0)  # a backoff would now wait 6 s or more
+        pair = Pty()
+        try:
+            link.symlink_to(pair.path)
+            start = time.monotonic()
+            daemon.wait_notify("STATUS=reading", timeout=5.0)
+            assert time.monotonic() - start < 2.5
+            pair.write(FRAME)
+            expected_energy(daemon.line())
+            assert daemon.stop() == 0
+        finally:
+            pair.close()
+    assert "checking every" in daemon.stderr
+
+
+def test_losing_stderr_never_stops_the_readings(server: socket.socket) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMSREAD_")}
+    command = [sys.executable, "-m", "amsread", "-vv", "listen", url(server), *KEYS]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        try:
+            assert proc.stderr is not None and proc.stdout is not None
+            proc.stderr.close()  # journald went away: every log line now fails
+            conn, _ = server.accept()
+            with conn:
+                for _ in range(3):
+                    conn.sendall(FRAME)
+                    line = proc.stdout.readline()
+                    expected_energy(json.loads(line))
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=TIMEOUT) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
