@@ -409,3 +409,56 @@ def test_save_raw_redact_of_an_unencrypted_meter_holds_no_id_and_replays(
         readings = {r["obis"]: r["value"] for r in message["readings"]}
         assert readings["1.1.0.0.5.255"] == "0000000000000001"  # the placeholder
         assert readings["1.1.1.7.0.255"] == 169  # the power, as the meter sent it
+
+
+# -- the logrotate example --------------------------------------------------------------
+
+LOGROTATE_EXAMPLE = Path(__file__).parent.parent / "systemd" / "amsread.logrotate"
+
+
+def test_logrotate_example_renames_and_signals_instead_of_copytruncate() -> None:
+    text = LOGROTATE_EXAMPLE.read_text()
+    rules = [line.split("#")[0].strip() for line in text.splitlines()]
+    assert "copytruncate" not in rules
+    assert "nocreate" in rules
+    assert any("--signal=HUP" in rule for rule in rules)
+
+
+def test_logrotate_run_on_the_example_loses_no_reading(
+    tmp_path: Path, server: socket.socket
+) -> None:
+    logrotate = shutil.which("logrotate") or (
+        "/usr/sbin/logrotate" if os.path.exists("/usr/sbin/logrotate") else None
+    )
+    if logrotate is None:
+        assert os.environ.get("CI") != "true", "CI must install logrotate"
+        pytest.skip("logrotate is not installed")
+    out = tmp_path / "readings.jsonl"
+    with Daemon(url(server), *KEYS, "--output", str(out)) as daemon:
+        # The example, pointed at this test's file and this daemon's pid.
+        config = tmp_path / "amsread.logrotate"
+        text = LOGROTATE_EXAMPLE.read_text().replace("/var/log/amsread/*.jsonl", str(out))
+        text = text.replace(
+            "systemctl kill --signal=HUP --kill-whom=main amsread.service",
+            f"kill -HUP {daemon.proc.pid}",
+        )
+        config.write_text(text)
+        config.chmod(0o644)
+        meter = Meter(server)
+        with meter.conn:
+            meter.push(3)
+            wait_for(lambda: len(lines_in(out)) == 3, "3 lines", daemon)
+            state = tmp_path / "logrotate.state"
+            done = subprocess.run(
+                [logrotate, "-f", "-s", str(state), str(config)],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+            )
+            assert done.returncode == 0, done.stderr
+            daemon.wait_stderr("reopening the output files")
+            meter.push(2)
+            wait_for(lambda: len(lines_in(out)) == 2, "2 lines in the new file", daemon)
+            assert daemon.stop() == 0
+    rotated = tmp_path / "readings.jsonl.1"
+    assert len(lines_in(rotated, out)) == meter.sent == 5

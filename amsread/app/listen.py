@@ -33,7 +33,6 @@ from amsread.app.ports import (
     LOCAL_RECHECK,
     NETWORK_SCHEMES,
     PROBE_SECONDS,
-    READ_SIZE,
     READ_TIMEOUT,
     SILENCE_LIMIT,
     SILENCE_WARNING,
@@ -48,6 +47,7 @@ from amsread.app.ports import (
     is_network,
     open_port,
     parse_baud,
+    read_available,
     serial_settings_apply,
 )
 from amsread.app.runner import Reporter
@@ -240,29 +240,7 @@ class Listener:
             self.notifier.stopping(f"stopped; {self.reporter.messages} messages")
 
     def _read(self, port: Port) -> bytes:
-        """What the line has delivered, as soon as it arrives.
-
-        ``read(READ_SIZE)`` alone waits for 4096 bytes or the whole timeout:
-        half a second of latency on every push. So block (up to the timeout)
-        for one byte, then take whatever else is already waiting.
-        """
-        first = port.read(1)
-        if not first:
-            return first
-        if self._network:
-            # socket://: in_waiting only says "something", so drain without blocking.
-            port.timeout = 0
-            try:
-                return first + port.read(READ_SIZE - 1)
-            finally:
-                port.timeout = self._read_timeout
-        data = bytearray(first)
-        while len(data) < READ_SIZE:
-            waiting = getattr(port, "in_waiting", 0)
-            if not waiting:
-                break
-            data += port.read(min(waiting, READ_SIZE - len(data)))
-        return bytes(data)
+        return read_available(port, network=self._network, timeout=self._read_timeout)
 
     def _connect(self) -> None:
         self._connecting = True

@@ -206,6 +206,32 @@ def open_socket(port: str, timeout: float) -> Port:
     return opened
 
 
+def read_available(port: Port, *, network: bool, timeout: float) -> bytes:
+    """What the line has delivered, as soon as it arrives.
+
+    ``read(READ_SIZE)`` alone waits for 4096 bytes or the whole timeout:
+    half a second of latency on every push. So block (up to the timeout)
+    for one byte, then take whatever else is already waiting.
+    """
+    first = port.read(1)
+    if not first:
+        return first
+    if network:
+        # socket://: in_waiting only says "something", so drain without blocking.
+        port.timeout = 0
+        try:
+            return first + port.read(READ_SIZE - 1)
+        finally:
+            port.timeout = timeout
+    data = bytearray(first)
+    while len(data) < READ_SIZE:
+        waiting = getattr(port, "in_waiting", 0)
+        if not waiting:
+            break
+        data += port.read(min(waiting, READ_SIZE - len(data)))
+    return bytes(data)
+
+
 def is_network(port: str) -> bool:
     """True for URLs that name a TCP endpoint (socket://, rfc2217://)."""
     scheme, sep, _ = port.partition("://")
