@@ -462,3 +462,36 @@ def test_logrotate_run_on_the_example_loses_no_reading(
             assert daemon.stop() == 0
     rotated = tmp_path / "readings.jsonl.1"
     assert len(lines_in(rotated, out)) == meter.sent == 5
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_listen_with_stdout_on_a_full_disk_logs_one_line_and_exits_1(
+    server: socket.socket,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMSREAD_")}
+    with (
+        open("/dev/full", "wb") as full,
+        subprocess.Popen(
+            [sys.executable, "-m", "amsread", "listen", url(server), *KEYS],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=env,
+        ) as proc,
+    ):
+        try:
+            conn, _ = server.accept()
+            with conn:
+                for _ in range(3):
+                    conn.sendall(FRAME)
+                    time.sleep(0.2)
+                assert proc.poll() is None  # still reading
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=TIMEOUT) == 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+    assert err.count("cannot write stdout: No space left on device") == 1, err
+    assert "3 lines could not be written to stdout" in err
+    assert "Traceback" not in err

@@ -222,6 +222,7 @@ def _writer(fmt: str) -> Any:
         # Whole lines on stdout too; sys.stdout's own buffer is never used.
         stream = OutputFile(None, fd=fd, keep=keep, what="stdout", log=get_logger())
         if ctx is not None:
+            ctx.meta.setdefault(_FILES_META, []).append(stream)
             ctx.call_on_close(stream.close)
     return make_writer(fmt, stream, time_source=options.get("time_source") or "meter")
 
@@ -625,7 +626,19 @@ def listen(
             log.error(f"cannot write the output: {exc.strerror or exc}", hint="check --output")
             sys.exit(1)
     summarize(pipeline, reporter)
-    sys.exit(0)
+    sys.exit(_unwritten_status(ctx.meta.get(_FILES_META, ()), log))
+
+
+def _unwritten_status(files: Any, log: Any) -> int:
+    """1 (and one line) if readings could not be written by the end, else 0."""
+    status = 0
+    for output in files:
+        output.flush()  # a last try
+        if output.lines_unwritten:
+            where = output.path or output.what
+            log.error(f"{output.lines_unwritten} lines could not be written to {where}")
+            status = 1
+    return status
 
 
 # -- diagnostics: explain, check-key -------------------------------------------

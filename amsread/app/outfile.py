@@ -107,6 +107,11 @@ class OutputFile:
         del self._pending[:end]
         self._recovered()
 
+    @property
+    def lines_unwritten(self) -> int:
+        """Lines dropped for want of room, plus whole lines still waiting."""
+        return self.lost_lines + (self._pending.count(b"\n") if self._lines else 0)
+
     def close(self) -> None:
         try:
             self.flush()
