@@ -495,3 +495,24 @@ def test_listen_with_stdout_on_a_full_disk_logs_one_line_and_exits_1(
     assert err.count("cannot write stdout: No space left on device") == 1, err
     assert "3 lines could not be written to stdout" in err
     assert "Traceback" not in err
+
+
+def test_a_rotated_csv_output_starts_with_its_header_again(
+    tmp_path: Path, server: socket.socket
+) -> None:
+    out = tmp_path / "readings.csv"
+    with Daemon(url(server), *KEYS, "--format", "csv", "--output", str(out)) as daemon:
+        meter = Meter(server)
+        with meter.conn:
+            meter.push(1)
+            wait_for(lambda: out.exists() and out.stat().st_size > 0, "a csv file", daemon)
+            out.rename(tmp_path / "readings.csv.1")
+            daemon.proc.send_signal(signal.SIGHUP)
+            daemon.wait_stderr("reopening the output files")
+            meter.push(1)
+            wait_for(lambda: out.exists() and out.stat().st_size > 0, "a new csv file", daemon)
+            assert daemon.stop() == 0
+    old, new = (tmp_path / "readings.csv.1").read_text(), out.read_text()
+    assert old.splitlines()[0].startswith("received_at,")
+    assert new.splitlines()[0] == old.splitlines()[0]
+    assert new.count("received_at,") == 1 and len(new.splitlines()) == len(old.splitlines())

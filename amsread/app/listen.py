@@ -243,6 +243,7 @@ class Listener:
         return read_available(port, network=self._network, timeout=self._read_timeout)
 
     def _connect(self) -> None:
+        self._tick()  # a TCP connect may block for seconds: ping first
         self._connecting = True
         try:
             port = self._opener(self.port_name, self.settings, self._read_timeout)

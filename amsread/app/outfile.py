@@ -65,6 +65,8 @@ class OutputFile:
         self._inode: tuple[int, int] | None = None
         self._fd: int | None = fd
         self._owned = False
+        #: Written first into every new file after rotation (a CSV header).
+        self._header = b""
         if path is not None:
             self._fd = self._open(path)
         if self._fd is None:
@@ -78,6 +80,10 @@ class OutputFile:
 
     def write_bytes(self, data: bytes) -> None:
         self._pending += data
+
+    def remember_header(self, text: str) -> None:
+        """A header line the writer wrote once: repeated at the top of each new file."""
+        self._header = text.encode("utf-8")
 
     def fileno(self) -> int:
         if self._fd is None:
@@ -161,6 +167,8 @@ class OutputFile:
         info = os.fstat(fd)
         self._inode = (info.st_dev, info.st_ino)
         self._owned = True
+        if self._header and info.st_size == 0:
+            self._pending[:0] = self._header
         return fd
 
     def _try_open(self, path: str) -> int | None:
