@@ -290,12 +290,20 @@ def test_state_file_makes_a_restart_refuse_the_old_frame(tmp_path: Path) -> None
     assert status == 0 and len(out.splitlines()) == 1
 
 
-def test_a_damaged_state_file_stops_the_cli_with_status_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", ["{", "", '{"version": 99}'])
+def test_a_damaged_or_empty_state_file_is_moved_aside_and_decoding_goes_on(
+    tmp_path: Path, content: str
+) -> None:
     state = tmp_path / "amsread.state"
-    state.write_text("{")
-    status, _, err = run("decode", sv.RADIUS_FRAME.hex(), *KEYS, "--state-file", str(state))
-    assert status == 2
-    assert "delete it to start afresh" in err and len(err.strip().splitlines()) == 1
+    state.write_text(content)
+    status, out, err = run("decode", sv.RADIUS_FRAME.hex(), *KEYS, "--state-file", str(state))
+    assert status == 0, err
+    assert len(out.splitlines()) == 1
+    aside = list(tmp_path.glob("amsread.state.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_text() == content
+    assert f"moved it to {aside[0]}" in err and "Traceback" not in err
+    # The fresh state file holds the frame's counter again.
+    assert load_state(str(state)).last(bytes.fromhex(sv.RADIUS_SYSTEM_TITLE)) is not None
 
 
 def test_missed_pushes_are_logged_at_info_once_per_gap() -> None:

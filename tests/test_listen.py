@@ -7,6 +7,7 @@ always with timeouts, and always kill it at the end.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -41,6 +42,7 @@ from amsread.app.listen import (
     parse_baud,
     serial_settings_apply,
 )
+from amsread.app.log import configure
 from amsread.app.runner import Reporter
 from amsread.dlms.keys import Keys, parse_key
 from amsread.model import Message
@@ -366,6 +368,9 @@ def detect(
     messages = 0
     timer = threading.Timer(seconds, listener.stop)
     timer.start()
+    # Every level: an earlier in-process CLI run (test_corpus) left structlog at warning.
+    with contextlib.redirect_stderr(sys.__stderr__):
+        configure(2)
     try:
         with capture_logs() as logs:
             for chunk in listener.chunks():
@@ -374,6 +379,8 @@ def detect(
                     listener.stop()
     finally:
         timer.cancel()
+        with contextlib.redirect_stderr(sys.__stderr__):
+            configure()
     return listener, logs, messages
 
 

@@ -25,6 +25,7 @@ from amsread.app.options import (
     key_texts,
     logging_choice,
 )
+from amsread.app.outfile import OutputError
 from amsread.errors import UsageError
 
 #: The --framing choices, as framing.FRAMINGS (tests/test_cli.py holds them
@@ -53,6 +54,10 @@ def _usage_errors() -> Iterator[None]:
         sys.exit(2)
     except BrokenPipeError:
         _stdout_gone()
+    except OutputError as exc:
+        # A full disk or an unwritable stdout: one line, no traceback.
+        click.echo(f"amsread: error: {exc}", err=True)
+        sys.exit(1)
 
 
 def _stdout_gone() -> None:
@@ -200,17 +205,44 @@ def _framing() -> str:
     return str(ctx.meta.get(_FRAMING_META, "hdlc")) if ctx is not None else "hdlc"
 
 
+#: Set by listen: outputs keep what they cannot write and retry (OutputFile keep).
+_DAEMON_META = "amsread.app.listen"
+#: The OutputFiles opened for a command, for listen to reopen on SIGHUP.
+_FILES_META = "amsread.app.outfile"
+
+
 def _writer(fmt: str) -> Any:
     """The writer for --format, on stdout or appending to --output FILE."""
+    from amsread.app.log import get_logger
+    from amsread.app.outfile import OutputFile
     from amsread.output.writers import make_writer, open_output
 
     ctx = click.get_current_context(silent=True)
     options = ctx.meta.get(_OUTPUT_META, {}) if ctx is not None else {}
-    stream = sys.stdout
+    keep = bool(ctx is not None and ctx.meta.get(_DAEMON_META))
+    stream: Any = sys.stdout
     if options.get("output") and ctx is not None:
-        stream = open_output(options["output"])
+        open_output(options["output"]).close()  # the clear errors for a bad path
+        stream = OutputFile(options["output"], keep=keep, log=get_logger())
+        ctx.meta.setdefault(_FILES_META, []).append(stream)
         ctx.call_on_close(stream.close)
+    elif stream is None:
+        raise UsageError("stdout is closed: nowhere to write the readings; use --output FILE")
+    elif (fd := _fileno(stream)) is not None:
+        # Whole lines on stdout too; sys.stdout's own buffer is never used.
+        stream = OutputFile(None, fd=fd, keep=keep, what="stdout", log=get_logger())
+        if ctx is not None:
+            ctx.meta.setdefault(_FILES_META, []).append(stream)
+            ctx.call_on_close(stream.close)
     return make_writer(fmt, stream, time_source=options.get("time_source") or "meter")
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: a test's buffer
+        return None
+    return fd if isinstance(fd, int) else None
 
 
 def _security_options() -> dict[str, Any]:
@@ -271,9 +303,10 @@ def _invocation_state(
     if not path:
         return None, None
     from amsread.app.log import get_logger
-    from amsread.dlms.replay import StateFile, load_state
+    from amsread.app.statefile import load_or_set_aside
+    from amsread.dlms.replay import StateFile
 
-    store = StateFile(path, load_state(path))
+    store = StateFile(path, load_or_set_aside(path, get_logger()))
     warned: list[str] = []
 
     def save_now_and_then() -> None:
@@ -455,38 +488,32 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
             raise UsageError("--redact applies to --save-raw FILE; give both")
         return None
     from amsread.app.log import get_logger
+    from amsread.app.outfile import OutputFile
 
     try:
-        handle = open(path, "ab")  # noqa: SIM115 - closed when the command ends
+        # Kept and retried when the disk is full; reopened on SIGHUP and rotation.
+        handle = OutputFile(path, lines=False, keep=True, what="--save-raw", log=get_logger())
     except OSError as exc:
         raise UsageError(f"cannot open --save-raw file {path}: {exc.strerror}") from None
+    ctx = click.get_current_context()
+    ctx.meta.setdefault(_FILES_META, []).append(handle)
     redactor = None
     if redact:
         from amsread.diagnose.redact import CaptureRedactor
 
         redactor = CaptureRedactor()
-    broken: list[str] = []
 
     def save(data: bytes) -> None:
-        if broken:
-            return
-        try:
-            handle.write(redactor.feed(data) if redactor else data)
-            handle.flush()
-        except OSError as exc:
-            broken.append(str(exc))
-            get_logger().warning(
-                f"cannot write --save-raw file {path}: {exc.strerror}; raw capture stopped",
-                hint="free disk space or fix the path; readings are not affected",
-            )
+        handle.write_bytes(redactor.feed(data) if redactor else data)
+        handle.flush()
 
     def close() -> None:
         with contextlib.suppress(OSError):
-            if redactor is not None and not broken:
-                handle.write(redactor.close())
+            if redactor is not None:
+                handle.write_bytes(redactor.close())
             handle.close()
 
-    click.get_current_context().call_on_close(close)
+    ctx.call_on_close(close)
     return save
 
 
@@ -536,6 +563,14 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
 # For tests and impatient people: seconds per auto-detected setting, first retry delay.
 @click.option("--probe-seconds", type=click.FloatRange(min=0.01), hidden=True)
 @click.option("--retry-first", type=click.FloatRange(min=0.01), hidden=True)
+@click.option(
+    "--silence-limit",
+    type=click.FloatRange(min=0.1),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Reconnect a network port (socket://) that sent nothing for this long.",
+)
 @_key_options
 @_output_options
 @_framing_option
@@ -549,6 +584,7 @@ def listen(
     metrics: str | None,
     probe_seconds: float | None,
     retry_first: float | None,
+    silence_limit: float,
     key: str | None,
     auth_key: str | None,
     fmt: str,
@@ -583,6 +619,7 @@ def listen(
             )
         check_serial_port(port)
         tried = candidates(parse_baud(baud), None if parity.lower() == "auto" else parity.upper())
+        ctx.meta[_DAEMON_META] = True
         pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
         writer, mqtt_queue = mqtt_writer(writer, log)
         health = None
@@ -600,6 +637,8 @@ def listen(
             probe_seconds=probe_seconds or PROBE_SECONDS,
             backoff=Backoff(first=retry_first) if retry_first else None,
             port_events=health.port_event if health is not None else None,
+            silence_limit=silence_limit,
+            outputs=ctx.meta.get(_FILES_META, ()),
         )
         if mqtt_queue is not None:
             listener.extra_counters.append(mqtt_queue.report)
@@ -613,7 +652,19 @@ def listen(
             log.error(f"cannot write the output: {exc.strerror or exc}", hint="check --output")
             sys.exit(1)
     summarize(pipeline, reporter)
-    sys.exit(0)
+    sys.exit(_unwritten_status(ctx.meta.get(_FILES_META, ()), log))
+
+
+def _unwritten_status(files: Any, log: Any) -> int:
+    """1 (and one line) if readings could not be written by the end, else 0."""
+    status = 0
+    for output in files:
+        output.flush()  # a last try
+        if output.lines_unwritten:
+            where = output.path or output.what
+            log.error(f"{output.lines_unwritten} lines could not be written to {where}")
+            status = 1
+    return status
 
 
 # -- diagnostics: explain, check-key -------------------------------------------

@@ -85,6 +85,16 @@ def _paths(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if isinstance(value, bool) or seconds <= 0:
+        raise ValueError("a positive number of seconds")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One configuration key: its click parameter and how to check a value."""
@@ -106,6 +116,7 @@ SETTINGS: dict[str, Setting] = {
     "save_raw": Setting("save_raw", _text),
     "redact": Setting("redact", _bool),
     "metrics": Setting("metrics", _text),
+    "silence_limit": Setting("silence_limit", _seconds),
     "time": Setting("time_source", _choice("meter", "host")),
     "profiles": Setting("profiles", _paths),
     "key": Setting("key", _text, secret=True),

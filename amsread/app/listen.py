@@ -14,255 +14,67 @@ signals, SIGUSR1 counter requests and systemd watchdog pings.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import re
 import select
 import signal
+import termios
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 from amsread.app.notify import Notifier
+from amsread.app.outfile import OUTPUT_CHECK, Reopenable
+from amsread.app.ports import (
+    AUTO_SETTINGS,
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
+    BAD_URL,
+    LOCAL_RECHECK,
+    NETWORK_SCHEMES,
+    PROBE_SECONDS,
+    READ_TIMEOUT,
+    SILENCE_LIMIT,
+    SILENCE_WARNING,
+    Backoff,
+    LineProblem,
+    Opener,
+    Port,
+    SerialSettings,
+    candidates,
+    check_port,
+    describe_problem,
+    is_network,
+    open_port,
+    parse_baud,
+    read_available,
+    serial_settings_apply,
+)
 from amsread.app.runner import Reporter
 from amsread.errors import UsageError
 from amsread.pipeline import Pipeline
 
-#: A blocking read returns at least this often (s), so a stop request takes
-#: effect within a second and watchdog pings are never late.
-READ_TIMEOUT = 0.5
-#: Bytes asked for per read: a few frames; the framer's buffer is bounded anyway.
-READ_SIZE = 4096
-#: Reconnect delays double from BACKOFF_FIRST up to BACKOFF_MAX seconds.
-BACKOFF_FIRST = 1.0
-BACKOFF_MAX = 30.0
-#: Seconds to try one serial setting, counted from its first byte: meters
-#: push every 1 to 10 s, so this always spans a whole push.
-PROBE_SECONDS = 12.0
-#: Warn when the line has been silent this long (s); meters push every few seconds.
-SILENCE_WARNING = 60.0
-#: URL schemes whose bytes do not depend on the serial settings we choose.
-NO_SERIAL_SETTINGS = ("socket", "loop", "mqtt", "mqtts")
+__all__ = [
+    "AUTO_SETTINGS",
+    "BACKOFF_FIRST",
+    "BACKOFF_MAX",
+    "NETWORK_SCHEMES",
+    "PROBE_SECONDS",
+    "Backoff",
+    "LineProblem",
+    "Listener",
+    "SerialSettings",
+    "candidates",
+    "check_port",
+    "describe_problem",
+    "open_port",
+    "parse_baud",
+    "serial_settings_apply",
+]
 
-
-@dataclass(frozen=True, slots=True)
-class SerialSettings:
-    """Baud rate, parity and data bits (8, or 7 for DSMR 2.2/3 P1 ports); 1 stop bit."""
-
-    baudrate: int
-    parity: str
-    bytesize: int = 8
-
-    def __str__(self) -> str:
-        return f"{self.baudrate} {self.bytesize}{self.parity}1"
-
-    @property
-    def flags(self) -> str:
-        # No flag sets 7 data bits: a pinned 9600 E is 8E1; DSMR 2.2/3 needs the probe.
-        return f"--baud {self.baudrate} --parity {self.parity}"
-
-
-#: Tried in this order by ``--baud auto --parity auto``: the common HAN/P1 settings.
-AUTO_SETTINGS = (
-    SerialSettings(2400, "E"),
-    SerialSettings(2400, "N"),
-    SerialSettings(9600, "N"),
-    SerialSettings(9600, "E"),
-    SerialSettings(115200, "N"),  # also DSMR 4/5, Fluvius, Smarty P1
-    SerialSettings(9600, "E", 7),  # DSMR 2.2 and 3 P1 ports
-)
-
-
-def candidates(baud: int | None, parity: str | None) -> tuple[SerialSettings, ...]:
-    """Settings to try; ``None`` means auto. One fixed setting when both are given."""
-    if baud is not None and parity is not None:
-        return (SerialSettings(baud, parity),)
-    matching = tuple(
-        s
-        for s in AUTO_SETTINGS
-        if (baud is None or s.baudrate == baud) and (parity is None or s.parity == parity)
-    )
-    if matching:
-        return matching
-    if baud is not None:
-        return (SerialSettings(baud, "E"), SerialSettings(baud, "N"))
-    assert parity is not None
-    return tuple(SerialSettings(rate, parity) for rate in (2400, 9600, 115200))
-
-
-def parse_baud(text: str | int | None) -> int | None:
-    """``--baud``: a positive integer, or ``auto`` (None)."""
-    if text is None or str(text).strip().lower() == "auto":
-        return None
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise UsageError(f"--baud must be a number such as 2400 or 9600, or auto; got {text!r}")
-    return value
-
-
-#: URL schemes that name a TCP endpoint, ``scheme://host:port``.
-NETWORK_SCHEMES = ("socket", "rfc2217")
-
-
-def check_port(port: str) -> None:
-    """Reject a malformed network URL up front (pyserial's own errors are cryptic)."""
-    scheme, sep, _ = port.partition("://")
-    if not sep or scheme.lower() not in NETWORK_SCHEMES:
-        return
-    parsed = urllib.parse.urlsplit(port)
-    try:
-        number = parsed.port
-    except ValueError:
-        number = None
-    if not parsed.hostname or number is None or not 0 < number < 65536:
-        raise UsageError(
-            f"{port} is not a valid {scheme}:// URL: write {scheme}://HOST:PORT,"
-            f" e.g. {scheme}://192.168.1.20:2001"
-        )
-
-
-def serial_settings_apply(port: str) -> bool:
-    """False for URLs such as socket:// where the remote end sets the line."""
-    scheme, sep, _ = port.partition("://")
-    return not sep or scheme.lower() not in NO_SERIAL_SETTINGS
-
-
-class Port(Protocol):
-    """What we use of a pyserial port."""
-
-    baudrate: int
-    parity: str
-    bytesize: int
-    timeout: float | None
-
-    def read(self, size: int = 1) -> bytes: ...
-
-    def reset_input_buffer(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-Opener = Callable[[str, SerialSettings, float], Port]
-
-
-def open_port(port: str, settings: SerialSettings, timeout: float) -> Port:
-    """Open a device path or pyserial URL, 8 data bits, 1 stop bit; or an MQTT subscription."""
-    from amsread.app.mqtt_source import MqttPort, is_mqtt_url
-
-    if is_mqtt_url(port):
-        return MqttPort(port, timeout)
-    import serial  # only the daemon needs pyserial
-
-    opened: Port = serial.serial_for_url(
-        port,
-        baudrate=settings.baudrate,
-        parity=settings.parity,
-        bytesize=serial.SEVENBITS if settings.bytesize == 7 else serial.EIGHTBITS,
-        stopbits=serial.STOPBITS_ONE,
-        timeout=timeout,
-        # A second reader on one port would steal bytes from both.
-        exclusive=True,
-    )
-    return opened
-
-
-@dataclass
-class Backoff:
-    """Delays before reconnecting: first, 2×first, 4×first, … capped."""
-
-    first: float = BACKOFF_FIRST
-    cap: float = BACKOFF_MAX
-    _next: float = 0.0
-
-    def next(self) -> float:
-        delay = min(self._next or self.first, self.cap)
-        self._next = min(delay * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self._next = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class LineProblem:
-    """Why the port could not be used, and what the user can do about it."""
-
-    cause: str
-    detail: str
-    hint: str
-
-
-_ERRNO = re.compile(r"\[Errno (-?\d+)\]")
-#: pyserial reports a malformed URL (a configuration error) with this text.
-_BAD_URL = "expected a string in the form"
-
-
-def _errno_of(exc: BaseException) -> int | None:
-    code = getattr(exc, "errno", None)
-    if isinstance(code, int):
-        return code
-    found = _ERRNO.search(str(exc))
-    return int(found.group(1)) if found else None
-
-
-def describe_problem(exc: BaseException, port: str) -> LineProblem:
-    """Classify an error from opening or reading the port into cause and hint."""
-    code = _errno_of(exc)
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    network = not serial_settings_apply(port) or "://" in port
-    if code == errno.ENOTTY or f"({errno.ENOTTY}, " in text:
-        # /dev/null, a disk, …: a device, but no serial line (termios refuses it).
-        return LineProblem(
-            "not_serial",
-            f"{port} is not a serial device",
-            "use amsread replay FILE for a capture; for a meter, give its serial port",
-        )
-    if code in (errno.EACCES, errno.EPERM):
-        return LineProblem(
-            "permission",
-            text,
-            "add the user to the dialout group (sudo usermod -aG dialout $USER, then log in"
-            " again); the systemd unit does this with SupplementaryGroups=dialout",
-        )
-    if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO) and not network:
-        return LineProblem(
-            "missing",
-            text,
-            "is the adapter plugged in? list serial devices with: ls -l /dev/serial/by-id/",
-        )
-    if code in (errno.EBUSY, errno.EAGAIN):
-        return LineProblem(
-            "busy",
-            text,
-            "another program holds the port (a second amsread, ModemManager, a serial"
-            " console?); stop it",
-        )
-    if code == errno.ECONNREFUSED:
-        return LineProblem(
-            "refused", text, "nothing listens there: is ser2net (or the TCP bridge) running?"
-        )
-    if code is not None and (code < 0 or code in _UNREACHABLE):
-        return LineProblem("unreachable", text, "check the host name, the address and the network")
-    if "disconnected" in text or "returned no data" in text or code in _GONE:
-        hint = (
-            "the server closed the connection (restarted? ser2net serves one client at a time)"
-            if network
-            else "the device went away (unplugged, or a failing USB cable or hub?)"
-        )
-        return LineProblem("disconnected", text, hint)
-    return LineProblem("error", text, "retrying; if this persists, check the port and cabling")
-
-
-_GONE = frozenset({errno.EIO, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE})
-_UNREACHABLE = frozenset(
-    {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.EHOSTDOWN, errno.ENETDOWN}
-)
+#: Errors the port layer raises besides OSError (serial.SerialException is one):
+#: termios.error when a tty refuses a setting. None of them may end the daemon.
+PORT_ERRORS = (OSError, termios.error)
 
 
 class _Interrupted(BaseException):
@@ -286,6 +98,8 @@ class Listener:
         probe_seconds: float = PROBE_SECONDS,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        silence_limit: float = SILENCE_LIMIT,
+        outputs: Sequence[Reopenable] = (),
         port_events: Callable[[str], object] | None = None,
     ) -> None:
         if not settings:
@@ -310,6 +124,10 @@ class Listener:
         self.detecting = len(self._candidates) > 1 and serial_settings_apply(port)
         self._serial_applies = serial_settings_apply(port)
         self._network = port.lower().startswith("socket://")
+        self._silence_limit = silence_limit
+        self._outputs = tuple(outputs)
+        self._hangup_due = False
+        self._next_check = clock()
         self._port: Port | None = None
         self._stopping = False
         self._counters_due = False
@@ -326,6 +144,9 @@ class Listener:
         self._cycle_warned = False
         #: More counters for the SIGUSR1 summary (the MQTT queue's).
         self.extra_counters: list[Callable[[], dict[str, int]]] = []
+        #: Settings this tty refused (said once each, then at debug level).
+        self._refused: set[SerialSettings] = set()
+        self._quiet_open = False
         #: Told "open" when the port opens and a cause when it fails (metrics).
         self._port_events = port_events
 
@@ -338,6 +159,12 @@ class Listener:
 
     def request_counters(self) -> None:
         self._counters_due = True
+        self._wake()
+
+    def request_reopen(self) -> None:
+        """SIGHUP (logrotate): reopen the output files at the next turn."""
+        self._hangup_due = True
+        self._wake()
 
     @property
     def stopping(self) -> bool:
@@ -355,10 +182,14 @@ class Listener:
         def on_usr1(_signum: int, _frame: FrameType | None) -> None:
             self.request_counters()
 
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            self.request_reopen()
+
         handlers: dict[signal.Signals, Any] = {
             signal.SIGTERM: on_stop,
             signal.SIGINT: on_stop,
             signal.SIGUSR1: on_usr1,
+            signal.SIGHUP: on_hup,
         }
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
@@ -391,7 +222,7 @@ class Listener:
                     continue
                 try:
                     data = self._read(self._port)
-                except OSError as exc:  # serial.SerialException is an OSError
+                except PORT_ERRORS as exc:  # serial.SerialException is an OSError
                     self._line_failed(exc, "lost")
                     continue
                 self._tick()
@@ -403,6 +234,10 @@ class Listener:
                 self._check_probe()
         finally:
             self._close_port()
+            if self._counters_due:
+                # Asked for just before the stop: still answered.
+                self._counters_due = False
+                self.log_counters()
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -410,31 +245,10 @@ class Listener:
             self.notifier.stopping(f"stopped; {self.reporter.messages} messages")
 
     def _read(self, port: Port) -> bytes:
-        """What the line has delivered, as soon as it arrives.
-
-        ``read(READ_SIZE)`` alone waits for 4096 bytes or the whole timeout:
-        half a second of latency on every push. So block (up to the timeout)
-        for one byte, then take whatever else is already waiting.
-        """
-        first = port.read(1)
-        if not first:
-            return first
-        if self._network:
-            # socket://: in_waiting only says "something", so drain without blocking.
-            port.timeout = 0
-            try:
-                return first + port.read(READ_SIZE - 1)
-            finally:
-                port.timeout = self._read_timeout
-        data = bytearray(first)
-        while len(data) < READ_SIZE:
-            waiting = getattr(port, "in_waiting", 0)
-            if not waiting:
-                break
-            data += port.read(min(waiting, READ_SIZE - len(data)))
-        return bytes(data)
+        return read_available(port, network=self._network, timeout=self._read_timeout)
 
     def _connect(self) -> None:
+        self._tick()  # a TCP connect may block for seconds: ping first
         self._connecting = True
         try:
             port = self._opener(self.port_name, self.settings, self._read_timeout)
@@ -443,10 +257,14 @@ class Listener:
         except ValueError as exc:
             # pyserial: unknown URL scheme, impossible baud rate, … Retrying cannot help.
             raise UsageError(f"cannot use port {self.port_name}: {exc}") from None
-        except OSError as exc:
-            if _BAD_URL in str(exc):
+        except PORT_ERRORS as exc:
+            if BAD_URL in str(exc):
                 raise UsageError(f"cannot use port {self.port_name}: {exc}") from None
             self._connecting = False
+            if self.detecting and isinstance(exc, termios.error):
+                # This tty refuses the setting itself: try the next one.
+                self._skip_setting(exc)
+                return
             self._line_failed(exc, "cannot open")
             return
         finally:
@@ -460,23 +278,29 @@ class Listener:
             fields["settings"] = str(self.settings)
         if self.detecting:
             fields["detecting"] = "trying the common settings until a frame checks out"
-        if self._outage is None or not self._reopened:
+        if (self._outage is None or not self._reopened) and not self._quiet_open:
             self.log.info("port open", **fields)
         else:
             self.log.debug("port open", **fields)
         self._reopened = self._outage is not None
+        self._quiet_open = False
         self._last_data = self._clock()
         self._start_probe()
         self.notifier.ready(self._status())
         if self._port_events is not None:
             self._port_events("open")
 
-    def _line_failed(self, exc: OSError, verb: str) -> None:
+    def _line_failed(self, exc: BaseException, verb: str) -> None:
         self._close_port()
         problem = describe_problem(exc, self.port_name)
         if self._port_events is not None:
             self._port_events(problem.cause)
         delay = self._backoff.next()
+        retry = f"{delay:g} s, backing off up to {self._backoff.cap:g} s"
+        if not is_network(self.port_name) and "://" not in self.port_name:
+            # A local device that comes back is reopened within seconds.
+            delay = min(delay, LOCAL_RECHECK)
+            retry = f"checking every {delay:g} s"
         if self._outage is None or self._outage.cause != problem.cause:
             if self._outage is None:
                 self._outage_since = self._clock()
@@ -484,7 +308,7 @@ class Listener:
             self.log.warning(
                 f"{verb} {self.port_name}: {problem.detail}",
                 hint=problem.hint,
-                retry_in=f"{delay:g} s, backing off up to {self._backoff.cap:g} s",
+                retry_in=retry,
             )
         else:
             self.log.debug(f"{verb} {self.port_name}: {problem.detail}", retry_in=delay)
@@ -518,6 +342,17 @@ class Listener:
         if self._counters_due:
             self._counters_due = False
             self.log_counters()
+        if self._hangup_due:
+            self._hangup_due = False
+            self.log.info("SIGHUP: reopening the output files")
+            for output in self._outputs:
+                output.reopen()
+        now = self._clock()
+        if now >= self._next_check:
+            # Moved or deleted output files (rotation without a signal).
+            self._next_check = now + OUTPUT_CHECK
+            for output in self._outputs:
+                output.check()
 
     def log_counters(self) -> None:
         counts = self.pipeline.counters
@@ -554,7 +389,8 @@ class Listener:
             left = deadline - self._clock()
             if left <= 0:
                 return
-            step = min(left, self.notifier.watchdog_interval or left)
+            due = self.notifier.next_ping_in()
+            step = min(left, OUTPUT_CHECK, left if due is None else max(due, 0.01))
             ready, _, _ = select.select([self._wake_r], [], [], step)
             if ready:
                 with contextlib.suppress(OSError):
@@ -568,6 +404,15 @@ class Listener:
 
     def _check_silence(self) -> None:
         silent = self._clock() - self._last_data
+        if is_network(self.port_name) and silent >= self._silence_limit:
+            # A peer that lost power sends no FIN: leave it, connect again.
+            self.log.warning(
+                f"no bytes from {self.port_name} for {silent:.0f} s: reconnecting",
+                hint="the server or the meter behind it went silent; see --silence-limit",
+            )
+            self._close_port()
+            self._last_data = self._clock()
+            return
         if silent >= SILENCE_WARNING and not self._silence_warned:
             self._silence_warned = True
             self.log.warning(
@@ -598,6 +443,32 @@ class Listener:
             return
         if self._probe_start is None or self._clock() - self._probe_start < self._probe_seconds:
             return
+        self._next_setting()
+        self.log.debug("trying serial settings", settings=str(self.settings))
+        try:
+            self._port.baudrate = self.settings.baudrate
+            self._port.parity = self.settings.parity
+            self._port.bytesize = self.settings.bytesize
+            # Bytes still buffered were read with the previous setting.
+            self._port.reset_input_buffer()
+        except (*PORT_ERRORS, ValueError) as exc:
+            # Reopened at the next turn, with this setting (or the next).
+            self._refused_once(f"cannot switch {self.port_name} to", exc, "reopening the port")
+            self._close_port()
+            self._quiet_open = True
+            return
+        self.notifier.status(self._status())
+        self._start_probe()
+
+    def _skip_setting(self, exc: BaseException) -> None:
+        """Opening at the setting under test failed: log it, go on to the next."""
+        self._refused_once(f"cannot open {self.port_name} at", exc, "trying the next setting")
+        self._quiet_open = True
+        self._next_setting()
+        self._wait(self._read_timeout)
+
+    def _next_setting(self) -> None:
+        """Go on to the next candidate; after a whole cycle of garbage, say so once."""
         self._index = (self._index + 1) % len(self._candidates)
         if self._index == 0 and self._probe_saw_bytes and not self._cycle_warned:
             self._cycle_warned = True
@@ -608,18 +479,11 @@ class Listener:
                 " meter's documented setting with --baud and --parity",
             )
         self.settings = self._candidates[self._index]
-        self.log.debug("trying serial settings", settings=str(self.settings))
-        try:
-            self._port.baudrate = self.settings.baudrate
-            self._port.parity = self.settings.parity
-            self._port.bytesize = self.settings.bytesize
-            # Bytes still buffered were read with the previous setting.
-            self._port.reset_input_buffer()
-        except (OSError, ValueError) as exc:
-            self._line_failed(OSError(str(exc)), "lost")
-            return
-        self.notifier.status(self._status())
-        self._start_probe()
+
+    def _refused_once(self, text: str, exc: BaseException, hint: str) -> None:
+        said = self.log.debug if self.settings in self._refused else self.log.warning
+        self._refused.add(self.settings)
+        said(f"{text} {self.settings}: {_one_line(exc)}", hint=hint)
 
     def _status(self) -> str:
         where = self.port_name
@@ -628,3 +492,7 @@ class Listener:
         if self.detecting:
             return f"detecting serial settings on {where}"
         return f"reading {where}; {self.reporter.messages} messages"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

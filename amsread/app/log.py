@@ -42,6 +42,8 @@ _settings: _Settings | None = None
 _applied = False
 #: The lowest level logged (0 until configured: everything goes to structlog).
 _level = 0
+#: Log lines that could not be written (stderr gone).
+lines_lost = 0
 
 
 def level_for(verbosity: int) -> int:
@@ -144,7 +146,13 @@ class Logger:
         logger = structlog.get_logger("amsread")
         if self._context:
             logger = logger.bind(**self._context)
-        getattr(logger, method)(event, **fields)
+        try:
+            getattr(logger, method)(event, **fields)
+        except (OSError, ValueError):
+            # stderr gone (journald restarted, a closed pipe): the readings
+            # matter more than the log, so the reader goes on without it.
+            global lines_lost
+            lines_lost += 1
 
 
 def enabled(level: int) -> bool:

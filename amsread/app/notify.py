@@ -76,6 +76,12 @@ class Notifier:
             return False
         return self._clock() - self._last_ping >= self.watchdog_interval
 
+    def next_ping_in(self) -> float | None:
+        """Seconds until the next ping is due (0 if overdue); None without a watchdog."""
+        if self.watchdog_interval is None or self._address is None:
+            return None
+        return max(0.0, self.watchdog_interval - (self._clock() - self._last_ping))
+
     def ping(self) -> None:
         """``WATCHDOG=1`` if one is due: call it from every turn of the main loop."""
         if self.watchdog_due():

@@ -46,6 +46,10 @@ _CIPHERED_TAGS = (bytes([GENERAL_GLO_CIPHERING]), bytes([GENERAL_DED_CIPHERING])
 _LOOSE_TAIL = 2 + SYSTEM_TITLE_SIZE
 #: A ciphered APDU's start: tag DB/DC, title length 8, three letters.
 _CIPHERED_HEADER = re.compile(rb"[\xdb\xdc]\x08[A-Za-z]{3}")
+#: An OBIS code (octet string of 6) followed by a string's tag and length: how
+#: a plaintext list names its meter id. Found byte-wise, so also in one frame
+#: of a message sent in several (which alone does not decode).
+_OBIS_THEN_STRING = re.compile(rb"\x09\x06([\x00-\xff]{6})[\x09\x0a\x0c]([\x00-\xff])")
 
 
 def is_identifying(name: str | None, obis: str | None, value: object) -> bool:
@@ -228,14 +232,14 @@ class CaptureRedactor:
         return bytes(out)
 
     def _redact_mbus(self, frame: MbusFrame) -> bytes:
-        """An M-Bus frame with the system title replaced and a fresh checksum."""
+        """An M-Bus frame with identities replaced and a fresh checksum."""
         raw = bytearray(frame.raw)
         # 68 L L 68 C A CI, then STSAP DTSAP before a DLMS segment's data.
         at = 9 if frame.is_transport_segment else 7
-        apdu = raw[at : at + 2 + SYSTEM_TITLE_SIZE]
-        if apdu[:1] not in _CIPHERED_TAGS or not self._redact_system_title(apdu):
+        apdu = raw[at:-2]
+        if not self._redact_apdu(apdu):
             return bytes(raw)
-        raw[at : at + len(apdu)] = apdu
+        raw[at:-2] = apdu
         raw[-2] = sum(raw[4:-2]) & 0xFF
         self.frames_redacted += 1
         return bytes(raw)
@@ -259,9 +263,24 @@ class CaptureRedactor:
     def _redact_apdu(self, apdu: bytearray) -> bool:
         if apdu[:1] in _CIPHERED_TAGS:
             return self._redact_system_title(apdu)
-        if apdu[:1] == bytes([DATA_NOTIFICATION]):
-            return self._redact_notification(apdu)
-        return False
+        changed = apdu[:1] == bytes([DATA_NOTIFICATION]) and self._redact_notification(apdu)
+        return self._redact_plain(apdu) or changed
+
+    def _redact_plain(self, data: bytearray) -> bool:
+        """Identifying strings found byte-wise, and every id seen before, replaced."""
+        changed = False
+        for match in _OBIS_THEN_STRING.finditer(data):
+            start, size = match.end(), match.group(2)[0]
+            if describe(match.group(1))[0] not in IDENTIFYING_NAMES or start + size > len(data):
+                continue
+            secret = bytes(data[start : start + size])
+            if len(secret) >= MIN_SECRET_TEXT and secret not in self._texts.values():
+                self._texts.setdefault(secret, _placeholder_text(size, len(self._texts) + 1))
+        for secret, replacement in self._texts.items():
+            if len(secret) >= MIN_SECRET_TEXT and secret in data:
+                data[:] = data.replace(secret, replacement)
+                changed = True
+        return changed
 
     def _redact_system_title(self, apdu: bytearray) -> bool:
         if len(apdu) < 2 + SYSTEM_TITLE_SIZE or apdu[1] != SYSTEM_TITLE_SIZE:

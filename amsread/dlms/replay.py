@@ -108,9 +108,13 @@ def load_state(path: str, *, max_titles: int = MAX_SYSTEM_TITLES) -> InvocationT
     return InvocationTracker(_parse_state(raw, path), max_titles=max_titles)
 
 
+class StateFileInvalid(UsageError):
+    """The state file holds no valid state (corrupt, empty, another program's)."""
+
+
 def _parse_state(raw: bytes, path: str) -> dict[bytes, int]:
     def invalid(why: str) -> UsageError:
-        return UsageError(
+        return StateFileInvalid(
             f"state file {path} is not valid amsread state ({why}); delete it to start afresh"
         )
 

@@ -258,11 +258,17 @@ class CsvWriter:
         # RFC 4180 quoting from the csv module; "\n" line ends, as Unix tools expect.
         self._csv = csv.writer(stream, lineterminator="\n")
         self._header_due = not _has_content(stream)
+        self._header_remembered = False
 
     def write(self, message: Message) -> None:
         if self._header_due:
             self._csv.writerow(CSV_COLUMNS)
             self._header_due = False
+        remember = getattr(self._stream, "remember_header", None)
+        if remember is not None and not self._header_remembered:
+            # A rotated output (amsread.app.outfile) starts each new file with it.
+            self._header_remembered = True
+            remember(",".join(CSV_COLUMNS) + "\n")
         received = iso_utc(message.received_at)
         meter_id = message.meter_id
         self._csv.writerows(
