@@ -200,7 +200,18 @@ def _writer(fmt: str) -> Any:
     if options.get("output") and ctx is not None:
         stream = open_output(options["output"])
         ctx.call_on_close(stream.close)
-    return make_writer(fmt, stream, time_source=options.get("time_source") or "meter")
+    return make_writer(
+        fmt,
+        stream,
+        time_source=options.get("time_source") or "meter",
+        on_raw_dropped=_warn,
+    )
+
+
+def _warn(text: str) -> None:
+    from amsread.app.log import get_logger
+
+    get_logger().warning(text)
 
 
 def _security_options() -> dict[str, Any]:

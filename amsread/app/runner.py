@@ -132,6 +132,11 @@ class Reporter:
         if hint:
             # An unknown list of bare values: said once, with the profile it needs.
             self._once(f"layout:{hint}", str(hint), system_title=message.system_title)
+        for note in message.extra.get("raw_readings") or ():  # type: ignore[attr-defined]
+            # Once per meter and code: the log line says the profile line to add.
+            self._once(
+                f"raw:{message.system_title}:{note}", str(note), system_title=message.system_title
+            )
         for flag in self.sanity.check(message):
             self._once(
                 f"sanity:{flag.kind}:{flag.obis}",

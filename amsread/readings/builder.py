@@ -47,8 +47,8 @@ from amsread.dlms.apdu import DataNotification
 from amsread.dlms.axdr import Array, Structure
 from amsread.errors import ApduError, AxdrError
 from amsread.model import LazyMessage, ReadingLabels
-from amsread.readings.obis import OBIS_SIZE, describe, format_obis
-from amsread.readings.profiles import Layout, Profile, ProfileSet
+from amsread.readings.obis import OBIS_SIZE, describe, format_obis, needs_scale
+from amsread.readings.profiles import Layout, Profile, ProfileSet, Rule
 from amsread.readings.timestamps import (
     cosem_date_iso,
     cosem_datetime_iso,
@@ -108,6 +108,8 @@ class Extracted:
     shape: str = "empty"
     #: True for a list of bare values (no OBIS codes at all).
     positional: bool = False
+    #: OBIS codes of a capture-object list, in order (empty for other shapes).
+    captures: tuple[bytes, ...] = ()
     #: Index in ``items`` of an unlabelled leading list-version string.
     list_id_index: int | None = None
     #: Decisions taken on a value's content: (path, predicate, outcome). A
@@ -336,6 +338,7 @@ def _capture_list(elements: Sequence[object], base: Path, out: Extracted) -> boo
         values, vbase, offset = elements[1], (*base, 1), 0
     else:
         return False
+    out.captures = tuple(code for _, code, _ in defs)
     scalers: dict[bytes, tuple[int, int]] = {}
     for j, ((_, code, attribute), value) in enumerate(zip(defs, values, strict=True)):
         if value is elements[0]:
@@ -481,6 +484,29 @@ def _converter(tag: int, scaler: int | None, factor: int | float | None) -> Conv
     return lambda v: number(_bcd(v))
 
 
+#: Tags of numbers a scaler applies to.
+_NUMERIC_TAGS = frozenset(_CODES) - {axdr.BOOLEAN, axdr.ENUM}
+
+
+def _raw_note(resolved: _Resolved, index: int, layout: Layout | None) -> str:
+    """The log line for one raw reading: what it is and what would scale it."""
+    assert resolved.obis is not None  # only a coded quantity is raw
+    obis = format_obis(resolved.obis)
+    what = f"{resolved.name} ({obis})" if resolved.name else obis
+    unit = f', unit = "{resolved.raw_unit}"' if resolved.raw_unit else ""
+    if layout is not None:
+        line = (
+            f"position {index + 1} of layout {layout.name!r}:"
+            f' {{ obis = "{obis}", scaler = N{unit} }}'
+        )
+    else:
+        line = f'[[implied]] obis = "{obis}", scaler = N{unit}'
+    return (
+        f"{what}: no scaler sent and no profile gives one, so it is output raw"
+        f" (raw: true, unit: null); a profile line {line} (value x 10^N) would scale it"
+    )
+
+
 # -- plans -------------------------------------------------------------------
 
 
@@ -518,6 +544,7 @@ class _Plan:
         unpack: Callable[[bytes], tuple[Any, ...]],
         constants: tuple[Any, ...],
         specs: tuple[Spec, ...],
+        raw: tuple[bool, ...],
         guards: tuple[tuple[int, Callable[[object], bool], bool], ...],
         time_index: int,
         list_id: str | None,
@@ -528,7 +555,7 @@ class _Plan:
         self.skeleton = skeleton
         self.unpack = unpack
         self.constants = constants
-        self.labels = ReadingLabels([(obis, name, unit) for _, obis, name, unit, _ in specs])
+        self.labels = ReadingLabels([(obis, name, unit) for _, obis, name, unit, _ in specs], raw)
         self.pick = _picker([index for index, *_ in specs])
         self.converters = tuple(
             (position, spec[4]) for position, spec in enumerate(specs) if spec[4] is not None
@@ -555,6 +582,10 @@ class _Resolved:
     unit: str | None
     scaler: int | None
     factor: int | float | None
+    #: A quantity with a unit (or a power factor) whose scale nothing gives.
+    raw: bool = False
+    #: The unit the OBIS table gives it, for the log line of a raw reading.
+    raw_unit: str | None = None
 
 
 def _leaves(node: axdr.Node, path: Path, out: dict[Path, axdr.Node]) -> None:
@@ -602,7 +633,16 @@ def _resolve(
         elif name is not None and item.attribute != _LOGICAL_NAME_ATTRIBUTE:
             name = f"{name}_attribute_{item.attribute}"
         unit = scaler = factor = None
+    elif code is not None and scaler is None and _unscaled(rule) and needs_scale(code):
+        # Neither the meter nor a profile says the scale: the register is not
+        # presented as a scaled number with a unit (output with raw: true).
+        return _Resolved(code, name, None, None, factor, raw=True, raw_unit=unit)
     return _Resolved(code, name, unit, scaler, factor)
+
+
+def _unscaled(rule: Rule | None) -> bool:
+    # A profile rule giving a unit or a factor states the scale (scaler 0 implied).
+    return rule is None or (rule.scaler is None and rule.unit is None and rule.scale is None)
 
 
 def _describe_types(leaves: dict[Path, axdr.Node], items: list[Item]) -> str:
@@ -741,7 +781,10 @@ class ReadingsBuilder:
             return found if found is not None else (None, None)
         if extracted.shape == "single value":
             return None, None
-        return self.profiles.select(extracted.list_id, extracted.count, manufacturer), None
+        found = self.profiles.select(
+            extracted.list_id, extracted.count, manufacturer, extracted.captures
+        )
+        return found, None
 
 
 class _PlanMaker:
@@ -771,6 +814,8 @@ class _PlanMaker:
         extracted = self.extracted
         raw_specs: list[tuple[Path | int, str | None, str | None, str | None, Converter | None]]
         raw_specs = []
+        raw_flags: list[bool] = []
+        raw_notes: list[str] = []
         clock_path: Path | None = None
         for index, item in enumerate(extracted.items):
             if item.value is None:
@@ -778,6 +823,9 @@ class _PlanMaker:
             resolved = _resolve(item, index, extracted, profile, layout)
             obis = format_obis(resolved.obis) if resolved.obis is not None else None
             node = self.leaves.get(item.path)
+            raw_flags.append(self._raw_flag(resolved, node))
+            if raw_flags[-1]:
+                raw_notes.append(_raw_note(resolved, index, layout))
             if node is None or item.constant or item.value is not node.value:
                 # A container, or a value that is part of the fixed layout.
                 value = item.value
@@ -818,6 +866,8 @@ class _PlanMaker:
         extra: dict[str, object] = {"shape": extracted.shape}
         if hint is not None:
             extra["hint"] = hint
+        if raw_notes:
+            extra["raw_readings"] = tuple(raw_notes)
         if layout is not None and len(profile.layouts if profile else ()) > 1:
             extra["layout"] = layout.name
         return _Plan(
@@ -825,12 +875,23 @@ class _PlanMaker:
             unpack=self._unpacker(order),
             constants=tuple(self.constants),
             specs=specs,
+            raw=tuple(raw_flags),
             guards=guards,
             time_index=index_of[time_path] if time_path is not None else -1,
             list_id=extracted.list_id,
             profile=profile.name if profile else None,
             extra=extra,
         )
+
+    @staticmethod
+    def _raw_flag(resolved: _Resolved, node: axdr.Node | None) -> bool:
+        """Whether the reading goes out raw: unscaled, and a number."""
+        if not resolved.raw:
+            return False
+        if node is not None and node.tag in _NUMERIC_TAGS:
+            return True
+        resolved.unit = resolved.raw_unit  # text or a structure: no scale to miss
+        return False
 
     def _raw(self, node: axdr.Node) -> object:
         code = _CODES.get(node.tag, f"{node.end - node.content}s")
