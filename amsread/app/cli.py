@@ -374,9 +374,11 @@ def replay(
     """Decode a raw capture (bytes as read from the line; '-' for stdin)."""
     from amsread.app.runner import exit_status, run, summarize
     from amsread.app.sources import read_chunks
+    from amsread.diagnose.silence import SilenceWatch
 
     with _usage_errors():
         pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
+        reporter.silence = SilenceWatch(_framing())
         run(read_chunks(capture), pipeline, writer, reporter)
     summarize(pipeline, reporter)
     sys.exit(exit_status(reporter))
@@ -561,6 +563,7 @@ def listen(
     from amsread.app.log import get_logger
     from amsread.app.notify import Notifier
     from amsread.app.runner import run, summarize
+    from amsread.diagnose.silence import SilenceWatch
 
     ctx = click.get_current_context()
     settings = ctx.meta.get(_CONFIG_META, {})
@@ -578,6 +581,7 @@ def listen(
             )
         tried = candidates(parse_baud(baud), None if parity.lower() == "auto" else parity.upper())
         pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
+        reporter.silence = SilenceWatch(_framing())
         listener = Listener(
             port,
             tried,

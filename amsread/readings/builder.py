@@ -252,6 +252,8 @@ def _scan(elements: Sequence[object], base: Path, out: Extracted) -> None:
     else:
         out.shape = "obis-value-scaler triplets" if triplets else "obis-value pairs"
     _labelled_leaders(out)
+    if triplets:
+        _trailing_meter_number(out)
 
 
 def _positional_leaders(out: Extracted) -> None:
@@ -284,6 +286,25 @@ def _labelled_leaders(out: Extracted) -> None:
             out.leading_time_path = item.path
             del items[k]
             return
+
+
+#: The meter number's code (0.0.96.1.0.255), given to the unlabelled text that
+#: ends an Austrian triplet list (Kaifa MA309: ASCII digits, no OBIS code).
+METER_NUMBER_OBIS = bytes((0, 0, 96, 1, 0, 255))
+
+
+def _trailing_meter_number(out: Extracted) -> None:
+    """An unlabelled text after the last OBIS triplet is the meter number."""
+    items = out.items
+    if len(items) < 2 or items[-1].obis is not None or items[-2].obis is None:
+        return
+    last = items[-1]
+    if not isinstance(last.value, bytes):
+        return
+    found = _is_text(last.value)
+    out.guards.append((last.path, _is_text, found))
+    if found:
+        last.obis = METER_NUMBER_OBIS
 
 
 def _leading_text(item: Item, out: Extracted) -> bool:
@@ -781,10 +802,10 @@ class ReadingsBuilder:
             return found if found is not None else (None, None)
         if extracted.shape == "single value":
             return None, None
-        found = self.profiles.select(
+        labelled = self.profiles.select(
             extracted.list_id, extracted.count, manufacturer, extracted.captures
         )
-        return found, None
+        return labelled, None
 
 
 class _PlanMaker:
