@@ -90,9 +90,10 @@ def test_a_unit_quantity_without_any_scale_is_output_raw_with_unit_null() -> Non
     voltage, power_factor = message.readings
     assert voltage == Reading("1.0.32.7.0.255", "voltage_l1", 2357, None, raw=True)
     assert power_factor == Reading("1.0.13.7.0.255", "power_factor", 941, None, raw=True)
-    notes = message.extra["raw_readings"]
-    assert isinstance(notes, tuple) and len(notes) == 2
-    assert '[[implied]] obis = "1.0.32.7.0.255", scaler = N, unit = "V"' in notes[0]
+    [note] = message.extra["raw_readings"]  # type: ignore[misc]
+    assert note.startswith("2 readings are output raw")
+    assert 'voltage_l1 (1.0.32.7.0.255): [[implied]] obis = "1.0.32.7.0.255", scaler = N' in note
+    assert '[[implied]] obis = "1.0.13.7.0.255", scaler = N' in note
 
 
 def test_jsonl_carries_raw_true_only_on_raw_readings_and_equals_message_dict() -> None:
@@ -141,4 +142,38 @@ def test_reporter_logs_each_raw_quantity_once_per_meter() -> None:
     for _ in range(3):
         reporter(unscaled_message())
     raw_lines = [w for w in log.warnings if "output raw" in w]
-    assert len(raw_lines) == 2
+    assert len(raw_lines) == 1  # one line for the layout, not one per message
+
+
+SLOVENIA = Path(__file__).parent / "corpus" / "slovenia"
+
+
+def test_slovenian_list_1_names_all_18_values_and_scales_only_the_known_voltages() -> None:
+    status, [message], stderr = decode("--file", str(SLOVENIA / "list1_18_values.hex"))
+    assert status == 0 and message["profile"] == "iskraemeco-si"
+    readings = message["readings"]
+    assert isinstance(readings, list) and len(readings) == 18
+    assert all(r["name"] for r in readings)
+    values = by_name(message)
+    assert values["voltage_l3"] == (234.6, "V")
+    assert values["meter_serial"] == ("ISK83826316", None)
+    current = next(r for r in readings if r["name"] == "current_l1")
+    assert current == {
+        "obis": "1.0.31.7.0.255",
+        "name": "current_l1",
+        "value": 0,
+        "unit": None,
+        "raw": True,
+    }
+    assert stderr.count("output raw") == 1
+
+
+def test_slovenian_list_2_names_all_12_values_with_energies_raw() -> None:
+    status, [message], _ = decode("--file", str(SLOVENIA / "list2_12_values.hex"))
+    assert status == 0 and message["profile"] == "iskraemeco-si"
+    readings = message["readings"]
+    assert isinstance(readings, list) and len(readings) == 12
+    assert all(r["name"] for r in readings)
+    energy = next(r for r in readings if r["name"] == "active_energy_import")
+    assert (energy["value"], energy["unit"], energy.get("raw")) == (3810, None, True)
+    assert by_name(message)["tariff"] == ("0002", None)

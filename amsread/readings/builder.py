@@ -510,21 +510,23 @@ _NUMERIC_TAGS = frozenset(_CODES) - {axdr.BOOLEAN, axdr.ENUM}
 
 
 def _raw_note(resolved: _Resolved, index: int, layout: Layout | None) -> str:
-    """The log line for one raw reading: what it is and what would scale it."""
+    """What one raw reading is, and the profile line that would scale it."""
     assert resolved.obis is not None  # only a coded quantity is raw
     obis = format_obis(resolved.obis)
     what = f"{resolved.name} ({obis})" if resolved.name else obis
     unit = f', unit = "{resolved.raw_unit}"' if resolved.raw_unit else ""
     if layout is not None:
-        line = (
-            f"position {index + 1} of layout {layout.name!r}:"
-            f' {{ obis = "{obis}", scaler = N{unit} }}'
-        )
-    else:
-        line = f'[[implied]] obis = "{obis}", scaler = N{unit}'
+        return f'{what}: position {index + 1} {{ obis = "{obis}", scaler = N{unit} }}'
+    return f'{what}: [[implied]] obis = "{obis}", scaler = N{unit}'
+
+
+def _raw_summary(notes: list[str], layout: Layout | None) -> str:
+    """One log line for a layout's raw readings (said once per meter and layout)."""
+    where = f" of layout {layout.name!r}" if layout is not None else ""
     return (
-        f"{what}: no scaler sent and no profile gives one, so it is output raw"
-        f" (raw: true, unit: null); a profile line {line} (value x 10^N) would scale it"
+        f"{len(notes)} readings are output raw (raw: true, unit: null): no scaler was sent"
+        f" and no profile gives one. Profile lines{where} that would scale them"
+        f" (value x 10^N; check against the meter's display): {'; '.join(notes)}"
     )
 
 
@@ -888,7 +890,7 @@ class _PlanMaker:
         if hint is not None:
             extra["hint"] = hint
         if raw_notes:
-            extra["raw_readings"] = tuple(raw_notes)
+            extra["raw_readings"] = (_raw_summary(raw_notes, layout),)
         if layout is not None and len(profile.layouts if profile else ()) > 1:
             extra["layout"] = layout.name
         return _Plan(
