@@ -177,3 +177,52 @@ def test_slovenian_list_2_names_all_12_values_with_energies_raw() -> None:
     energy = next(r for r in readings if r["name"] == "active_energy_import")
     assert (energy["value"], energy["unit"], energy.get("raw")) == (3810, None, True)
     assert by_name(message)["tariff"] == ("0002", None)
+
+
+# The Sagemcom XT211 layout as its decoders describe it (no public capture of
+# its DLMS push was found; the bytes are built to that description): a
+# structure {enum, array of {class id, OBIS, attribute} in bare bytes, then a
+# tagged value}.
+XT211_BODY = (
+    "0202"
+    "1601"
+    "0103"
+    "0204"
+    "0003"
+    "0100010800ff"
+    "02"
+    "0600012345"  # +A, double-long-unsigned
+    "0204"
+    "0003"
+    "0100200700ff"
+    "02"
+    "1208fd"  # voltage L1, long-unsigned
+    "0204"
+    "0001"
+    "0000600101ff"
+    "02"
+    "090431323334"  # serial, octet-string
+)
+
+
+def test_xt211_bare_described_list_is_named_from_obis_and_unscaled_values_are_raw() -> None:
+    apdu = bytes.fromhex("0f0000000100" + XT211_BODY)
+    builder = ReadingsBuilder()
+    for _ in range(2):  # the second message goes through the compiled plan
+        message = builder.build(parse_data_notification(apdu, lazy=True))
+        assert message.extra["shape"] == "class-obis-attribute-value list"
+        assert message.readings == [
+            Reading("1.0.1.8.0.255", "active_energy_import", 0x12345, None, raw=True),
+            Reading("1.0.32.7.0.255", "voltage_l1", 0x08FD, None, raw=True),
+            Reading("0.0.96.1.1.255", "meter_serial", "1234", None),
+        ]
+
+
+def test_a_body_that_is_neither_a_xdr_nor_described_is_still_a_bad_apdu() -> None:
+    import pytest
+
+    from amsread.errors import ApduError
+
+    broken = bytes.fromhex("0f0000000100" + XT211_BODY[:-4])
+    with pytest.raises(ApduError):
+        ReadingsBuilder().build(parse_data_notification(broken, lazy=True))

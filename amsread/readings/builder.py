@@ -47,6 +47,7 @@ from amsread.dlms.apdu import DataNotification
 from amsread.dlms.axdr import Array, Structure
 from amsread.errors import ApduError, AxdrError
 from amsread.model import LazyMessage, ReadingLabels
+from amsread.readings.described import described_tree
 from amsread.readings.obis import OBIS_SIZE, describe, format_obis, needs_scale
 from amsread.readings.profiles import Layout, Profile, ProfileSet, Rule
 from amsread.readings.timestamps import (
@@ -204,7 +205,9 @@ def extract(body: object) -> Extracted:
     if elements is None:
         return Extracted([Item(None, body)], 1, shape="single value")
     out = Extracted([], len(elements))
-    if elements and not _capture_list(elements, base, out):
+    if elements and not (
+        _described_list(elements, base, out) or _capture_list(elements, base, out)
+    ):
         _scan(elements, base, out)
     if out.list_id is None:
         _labelled_list_id(out)
@@ -340,6 +343,34 @@ def _labelled_list_id(out: Extracted) -> None:
                 out.list_id = text
                 item.constant = True
             return
+
+
+def _described_entry(entry: object) -> bool:
+    """``{class id, OBIS, attribute, value}``: an element that names itself."""
+    return (
+        isinstance(entry, Structure)
+        and len(entry) == 4
+        and type(entry[0]) is int
+        and _is_obis(entry[1])
+        and type(entry[2]) is int
+    )
+
+
+def _described_list(elements: Sequence[object], base: Path, out: Extracted) -> bool:
+    """``{enum, [{class id, OBIS, attribute, value}, …]}`` (Sagemcom XT211, ``described``)."""
+    if not (
+        len(elements) == 2
+        and type(elements[0]) is int
+        and isinstance(elements[1], Array)
+        and elements[1]
+        and all(_described_entry(entry) for entry in elements[1])
+    ):
+        return False
+    for j, entry in enumerate(elements[1]):
+        out.items.append(Item(entry[1], entry[3], path=(*base, 1, j, 3), attribute=entry[2]))
+    out.count = len(elements[1])
+    out.shape = "class-obis-attribute-value list"
+    return True
 
 
 def _capture_list(elements: Sequence[object], base: Path, out: Extracted) -> bool:
@@ -782,7 +813,10 @@ class ReadingsBuilder:
             if root.end != len(body):
                 raise AxdrError(f"{len(body) - root.end} unexpected bytes after the data", root.end)
         except AxdrError as exc:
-            raise ApduError(f"notification body: {exc}") from exc
+            described = described_tree(body)  # not A-XDR: bare class/OBIS/attribute fields?
+            if described is None:
+                raise ApduError(f"notification body: {exc}") from exc
+            root = described
         leaves: dict[Path, axdr.Node] = {}
         _leaves(root, (), leaves)
         extracted = extract(root.value)
