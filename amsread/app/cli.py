@@ -796,3 +796,55 @@ def main() -> None:
     except BrokenPipeError:
         # The reader went away (``amsread … | head``): exit quietly, like cat.
         _stdout_gone()
+
+
+@cli.group()
+def profile() -> None:
+    """List profiles: draft one for a meter no profile describes."""
+
+
+@profile.command("draft")
+@_diagnostic_inputs
+@click.option("--key", metavar="HEX", envvar="AMSREAD_KEY", help="Encryption key (GUEK).")
+@click.option("--auth-key", "auth_key", metavar="HEX", envvar="AMSREAD_AUTH_KEY")
+@click.option("--name", default="my-meter", show_default=True, help="The drafted profile's name.")
+def profile_draft(
+    hex_words: tuple[str, ...],
+    file: str | None,
+    capture: str | None,
+    key: str | None,
+    auth_key: str | None,
+    name: str,
+) -> None:
+    """Print a TOML profile drafted from captured messages (edit, then use --profile).
+
+    Takes the input of 'decode'/'explain'; several messages of one list give
+    better guesses. Inferred entries are marked; the others say what to check.
+    """
+    from amsread.diagnose.draft import draft_profile
+    from amsread.dlms.keys import Keys, parse_key
+    from amsread.link.framing import framing_for_hex
+    from amsread.model import Message
+    from amsread.pipeline import Pipeline
+
+    with _usage_errors():
+        data, apdus, _ = _diagnostic_input(hex_words, file, capture)
+        keys = Keys(
+            parse_key(key, "encryption key (--key)") if key else None,
+            parse_key(auth_key, "authentication key (--auth-key)") if auth_key else None,
+        )
+        framing = "auto" if capture is not None else framing_for_hex(data).replace("raw", "hdlc")
+        pipeline = Pipeline(keys, allow_replay=True, framing="hdlc" if apdus else framing)
+        events = []
+        for apdu in apdus if apdus is not None else ():
+            events += pipeline.feed_apdu(apdu)
+        if apdus is None:
+            events += pipeline.feed(data)
+        events += pipeline.close()
+        messages = [e for e in events if isinstance(e, Message)]
+        if not messages:
+            raise UsageError(
+                "no message decoded, so there is nothing to draft from;"
+                " run 'amsread explain' on the same input to see why"
+            )
+        click.echo(draft_profile(messages, name), nl=False)
