@@ -19,6 +19,7 @@ scalers, units, a code for a leading list-version string) or *positional*
     list_id = ["Kamstrup_V0001"] # the list version string sent in the data
     items = [25, 35]             # element count of the notification body
     manufacturer = ["KAM"]       # system-title manufacturer flag
+    capture_object = ["0.8.25.9.0.255"]  # a code the push's capture-object list names
 
     leading_obis = "1.1.0.2.129.255"   # a leading element sent without OBIS code
 
@@ -46,6 +47,8 @@ A position without ``obis`` is output unnamed. ``type`` (``number``, ``text``,
 ``number`` when the position has a scaler, unit or scale, to ``date-time``
 for the clock (C.D.E = 1.0.0) and ``text`` for the list version (0.2.129).
 A positional layout only applies to a list whose values fit these types.
+A rule with neither ``scaler`` nor ``unit`` (nor ``scale``) states no scale:
+a quantity it names is output raw (``Reading.raw``), never as scaled.
 """
 
 from __future__ import annotations
