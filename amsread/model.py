@@ -26,6 +26,9 @@ class Reading:
     name: str | None
     value: int | float | str | None
     unit: str | None
+    #: True: a quantity whose scale is unknown (no scaler sent, none in a
+    #: profile): ``value`` is the register as sent and ``unit`` is None.
+    raw: bool = False
     #: When the meter captured the value, if not at the message's time (DSMR
     #: M-Bus sub-meters); omitted from JSON when None.
     captured_at: str | None = None
@@ -70,10 +73,15 @@ class ReadingLabels:
     template, which readings are voltages) per layout for one dict lookup.
     """
 
-    __slots__ = ("labels", "meter_id_index")
+    __slots__ = ("labels", "meter_id_index", "raw")
 
-    def __init__(self, labels: Sequence[Label]) -> None:
+    def __init__(self, labels: Sequence[Label], raw: Sequence[bool] = ()) -> None:
         self.labels: tuple[Label, ...] = tuple(labels)
+        #: Per reading, True when its scale is unknown (``Reading.raw``); all
+        #: False when empty.
+        self.raw: tuple[bool, ...] = tuple(raw) if any(raw) else ()
+        if self.raw and len(self.raw) != len(self.labels):
+            raise ValueError(f"{len(self.raw)} raw flags for {len(self.labels)} labels")
         #: Index of the first reading named like a meter id, or -1.
         self.meter_id_index = next(
             (i for i, (_, name, _) in enumerate(self.labels) if name in METER_ID_NAMES), -1
@@ -110,10 +118,14 @@ class LazyMessage(Message):
     def readings(self) -> list[Reading]:
         if self.values is not None:
             assert self.labels is not None
-            self.readings = [
+            labels, raw = self.labels.labels, self.labels.raw
+            built = [
                 Reading(obis, name, value, unit)
-                for (obis, name, unit), value in zip(self.labels.labels, self.values, strict=True)
+                for (obis, name, unit), value in zip(labels, self.values, strict=True)
             ]
+            for index, flag in enumerate(raw):
+                built[index].raw = flag
+            self.readings = built
         readings: list[Reading] = _READINGS_SLOT.__get__(self)
         return readings
 

@@ -205,7 +205,7 @@ KAIFA_AT_READINGS = [
     ("1.0.51.7.0.255", 0.0, "A"),
     ("1.0.71.7.0.255", 0.0, "A"),
     ("1.0.13.7.0.255", 1.0, None),
-    (None, "178210001107", None),
+    ("0.0.96.1.0.255", "178210001107", None),  # the trailing meter number, given its code
 ]
 
 # A client/server association over HDLC (Gurux forum "Symmetric Ciphering"):

@@ -514,3 +514,39 @@ def test_connection_problems_are_named_in_one_line(
     problems = [line for line in run.stderr.splitlines() if "MQTT:" in line]
     assert problems and says in problems[0], run.stderr
     assert "Traceback" not in run.stderr and "wrong" not in run.stderr
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, text: str, **_fields: object) -> None:
+        self.warnings.append(text)
+
+
+def test_raw_readings_are_not_published_and_said_once() -> None:
+    from amsread.model import Message, Reading
+    from amsread.output.mqtt import MqttOptions, MqttWriter
+
+    log = _Log()
+    writer = MqttWriter(MqttOptions(parse_broker_url("mqtt://127.0.0.1:1")), log)
+    sent: list[tuple[str, tuple[tuple[str, str, bool], ...]]] = []
+    writer.queue.put = lambda meter, publishes: sent.append((meter, publishes))  # type: ignore[method-assign]
+    for _ in range(2):
+        writer.write(
+            Message(
+                [
+                    Reading("1.0.1.8.0.255", "active_energy_import", 1234, "Wh"),
+                    Reading("1.0.99.1.0.255", None, 77, None, raw=True),
+                ],
+                system_title="4B414D4501A4DC52",
+            )
+        )
+    topics = {topic for _meter, publishes in sent for topic, _p, _r in publishes}
+    meter = "4b414d4501a4dc52"
+    assert f"amsread/{meter}/active_energy_import" in topics
+    assert not any("99_1_0" in topic for topic in topics)
+    assert log.warnings == ["readings with an unknown scale are not published to MQTT"]
+    discovery = [p for _m, ps in sent for t, p, _r in ps if t.endswith("/config")]
+    assert len(discovery) == 1  # sent when a reading first appears, not again
+    assert json.loads(discovery[0])["device"]["manufacturer"] == "Kamstrup"

@@ -69,6 +69,7 @@ def test_csv_has_the_header_once_and_one_row_per_reading() -> None:
         "name": "active_energy_import",
         "value": "866636",
         "unit": "Wh",
+        "raw": "",
     }
 
 

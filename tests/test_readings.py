@@ -182,7 +182,7 @@ def test_austrian_triplets_use_the_leading_date_time_when_the_header_has_none() 
     assert triples(message) == [
         ("1.0.1.8.0.255", 12345678, "Wh"),
         ("1.0.32.7.0.255", 230.8, "V"),
-        (None, "123456789012", None),  # named by no profile: obis null, raw value
+        ("0.0.96.1.0.255", "123456789012", None),  # trailing text: the meter number
     ]
     assert message.profile is None
 

@@ -234,7 +234,18 @@ def _writer(fmt: str) -> Any:
         if ctx is not None:
             ctx.meta.setdefault(_FILES_META, []).append(stream)
             ctx.call_on_close(stream.close)
-    return make_writer(fmt, stream, time_source=options.get("time_source") or "meter")
+    return make_writer(
+        fmt,
+        stream,
+        time_source=options.get("time_source") or "meter",
+        on_raw_dropped=_warn,
+    )
+
+
+def _warn(text: str) -> None:
+    from amsread.app.log import get_logger
+
+    get_logger().warning(text)
 
 
 def _fileno(stream: Any) -> int | None:
@@ -414,9 +425,11 @@ def replay(
     """Decode a raw capture (bytes as read from the line; '-' for stdin)."""
     from amsread.app.runner import exit_status, run, summarize
     from amsread.app.sources import read_chunks
+    from amsread.diagnose.silence import SilenceWatch
 
     with _usage_errors():
         pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
+        reporter.silence = SilenceWatch(_framing())
         writer, _queue = mqtt_writer(writer, reporter.log, replay=True)
         run(read_chunks(capture), pipeline, writer, reporter)
     summarize(pipeline, reporter)
@@ -602,6 +615,7 @@ def listen(
     from amsread.app.log import get_logger
     from amsread.app.notify import Notifier
     from amsread.app.runner import run, summarize
+    from amsread.diagnose.silence import SilenceWatch
 
     ctx = click.get_current_context()
     settings = ctx.meta.get(_CONFIG_META, {})
@@ -627,6 +641,7 @@ def listen(
             from amsread.app.metrics import start
 
             writer, health = start(metrics, pipeline.counters, writer)
+        reporter.silence = SilenceWatch(_framing())
         listener = Listener(
             port,
             tried,
@@ -875,3 +890,55 @@ def main() -> None:
     except BrokenPipeError:
         # The reader went away (``amsread … | head``): exit quietly, like cat.
         _stdout_gone()
+
+
+@cli.group()
+def profile() -> None:
+    """List profiles: draft one for a meter no profile describes."""
+
+
+@profile.command("draft")
+@_diagnostic_inputs
+@click.option("--key", metavar="HEX", envvar="AMSREAD_KEY", help="Encryption key (GUEK).")
+@click.option("--auth-key", "auth_key", metavar="HEX", envvar="AMSREAD_AUTH_KEY")
+@click.option("--name", default="my-meter", show_default=True, help="The drafted profile's name.")
+def profile_draft(
+    hex_words: tuple[str, ...],
+    file: str | None,
+    capture: str | None,
+    key: str | None,
+    auth_key: str | None,
+    name: str,
+) -> None:
+    """Print a TOML profile drafted from captured messages (edit, then use --profile).
+
+    Takes the input of 'decode'/'explain'; several messages of one list give
+    better guesses. Inferred entries are marked; the others say what to check.
+    """
+    from amsread.diagnose.draft import draft_profile
+    from amsread.dlms.keys import Keys, parse_key
+    from amsread.link.framing import framing_for_hex
+    from amsread.model import Message
+    from amsread.pipeline import Pipeline
+
+    with _usage_errors():
+        data, apdus, _ = _diagnostic_input(hex_words, file, capture)
+        keys = Keys(
+            parse_key(key, "encryption key (--key)") if key else None,
+            parse_key(auth_key, "authentication key (--auth-key)") if auth_key else None,
+        )
+        framing = "auto" if capture is not None else framing_for_hex(data).replace("raw", "hdlc")
+        pipeline = Pipeline(keys, allow_replay=True, framing="hdlc" if apdus else framing)
+        events = []
+        for apdu in apdus if apdus is not None else ():
+            events += pipeline.feed_apdu(apdu)
+        if apdus is None:
+            events += pipeline.feed(data)
+        events += pipeline.close()
+        messages = [e for e in events if isinstance(e, Message)]
+        if not messages:
+            raise UsageError(
+                "no message decoded, so there is nothing to draft from;"
+                " run 'amsread explain' on the same input to see why"
+            )
+        click.echo(draft_profile(messages, name), nl=False)

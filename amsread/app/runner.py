@@ -8,11 +8,13 @@ logged loudly with a next step, repeats quietly, and a summary ends the run.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from amsread import reasons
+from amsread.diagnose.silence import SilenceWatch
 from amsread.model import Event, Failure, Message, Notice, Rejected, Skipped
 from amsread.output.writers import Writer
 from amsread.pipeline import Pipeline
@@ -41,6 +43,8 @@ class Reporter:
     after_message: Callable[[], object] | None = None
     #: Plausibility checks on the readings (implausible voltages, energy going back).
     sanity: SanityChecker = field(default_factory=SanityChecker)
+    #: Says once why nothing decodes (replay at the end, listen within a minute).
+    silence: SilenceWatch | None = None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Message):
@@ -112,6 +116,11 @@ class Reporter:
         if hint:
             # An unknown list of bare values: said once, with the profile it needs.
             self._once(f"layout:{hint}", str(hint), system_title=message.system_title)
+        for note in message.extra.get("raw_readings") or ():  # type: ignore[attr-defined]
+            # Once per meter and code: the log line says the profile line to add.
+            self._once(
+                f"raw:{message.system_title}:{note}", str(note), system_title=message.system_title
+            )
         for flag in self.sanity.check(message):
             self._once(
                 f"sanity:{flag.kind}:{flag.obis}",
@@ -134,7 +143,30 @@ def run(chunks: Iterable[bytes], pipeline: Pipeline, writer: Writer, reporter: R
     relax_gc()
     for chunk in chunks:
         _emit(pipeline.feed(chunk), writer, reporter)
+        if reporter.messages == 0 and reporter.silence is not None:
+            _watch_silence(chunk, pipeline, reporter)
     _emit(pipeline.close(), writer, reporter)
+    if reporter.messages == 0:
+        explain_silence(pipeline, reporter)
+
+
+def _watch_silence(chunk: bytes, pipeline: Pipeline, reporter: Reporter) -> None:
+    watch = reporter.silence
+    assert watch is not None
+    now = time.monotonic()
+    watch.feed(chunk, now)
+    if watch.due(now):
+        explain_silence(pipeline, reporter)
+
+
+def explain_silence(pipeline: Pipeline, reporter: Reporter) -> None:
+    """One warning naming why nothing decoded, once per run."""
+    watch = reporter.silence
+    if watch is None or watch.said or reporter.messages:
+        return
+    cause = watch.cause(pipeline.counters.report())
+    if cause is not None:
+        reporter.log.warning(cause)
 
 
 def relax_gc() -> None:

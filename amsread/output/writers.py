@@ -52,8 +52,13 @@ CSV_COLUMNS = (
     "name",
     "value",
     "unit",
+    "raw",
 )
 INFLUX_MEASUREMENT = "amsread"
+RAW_LEFT_OUT = (
+    "readings whose scale is unknown (raw: true) are left out of the influx output:"
+    " a dashboard would show them as scaled numbers; a profile giving their scaler adds them"
+)
 
 
 #: The last whole second iso_utc formatted, and its text up to the seconds.
@@ -85,12 +90,6 @@ def iso_utc(timestamp: float) -> str:
 
 def message_dict(message: Message) -> dict[str, Any]:
     """The JSON-lines schema (documented in the README)."""
-    readings: list[dict[str, Any]] = []
-    for r in message.readings:
-        reading = {"obis": r.obis, "name": r.name, "value": r.value, "unit": r.unit}
-        if r.captured_at is not None:
-            reading["captured_at"] = r.captured_at
-        readings.append(reading)
     return {
         "received_at": iso_utc(message.received_at),
         "meter_time": message.meter_time,
@@ -99,8 +98,17 @@ def message_dict(message: Message) -> dict[str, Any]:
         "list_id": message.list_id,
         "authenticated": message.authenticated,
         "profile": message.profile,
-        "readings": readings,
+        "readings": [_reading_dict(r) for r in message.readings],
     }
+
+
+def _reading_dict(reading: Reading) -> dict[str, Any]:
+    out = {"obis": reading.obis, "name": reading.name, "value": reading.value, "unit": reading.unit}
+    if reading.raw:
+        out["raw"] = True  # only on readings whose scale is unknown
+    if reading.captured_at is not None:
+        out["captured_at"] = reading.captured_at  # DSMR sub-meters' own capture time
+    return out
 
 
 class Writer(Protocol):
@@ -115,6 +123,7 @@ JSONL_TEMPLATES = 256
 JSONL_HEADS = 64
 
 _LABEL = attrgetter("obis", "name", "unit")
+_RAW = attrgetter("raw")
 _VALUE = attrgetter("value")
 
 
@@ -130,14 +139,20 @@ class _Template:
     __slots__ = ("floats", "others", "strings", "text")
 
     def __init__(
-        self, labels: Sequence[Label], types: tuple[type, ...], dumps: Callable[[Any], str]
+        self,
+        labels: Sequence[Label],
+        raw: Sequence[bool],
+        types: tuple[type, ...],
+        dumps: Callable[[Any], str],
     ) -> None:
         def literal(value: str | None) -> str:
             return dumps(value).replace("%", "%%")  # no % formatting inside a label
 
+        flags = raw or (False,) * len(labels)
         self.text = ",".join(
-            f'{{"obis":{literal(obis)},"name":{literal(name)},"value":%s,"unit":{literal(unit)}}}'
-            for obis, name, unit in labels
+            f'{{"obis":{literal(obis)},"name":{literal(name)},"value":%s,"unit":{literal(unit)}'
+            + (',"raw":true}' if is_raw else "}")
+            for (obis, name, unit), is_raw in zip(labels, flags, strict=True)
         )
         self.strings = tuple(i for i, kind in enumerate(types) if kind is str)
         self.floats = tuple(i for i, kind in enumerate(types) if kind is float)
@@ -159,12 +174,14 @@ class JsonlWriter:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._dumps = _json_dumps
-        self._templates: dict[tuple[ReadingLabels | tuple[Label, ...], tuple[type, ...]], _Template]
+        self._templates: dict[
+            tuple[ReadingLabels | tuple[object, ...], tuple[type, ...]], _Template
+        ]
         self._templates = {}
         self._heads: dict[tuple[object, ...], str] = {}
 
     def write(self, message: Message) -> None:
-        layout: ReadingLabels | tuple[Label, ...]
+        layout: ReadingLabels | tuple[object, ...]
         values: Sequence[Any]
         if type(message) is LazyMessage and message.values is not None:
             assert message.labels is not None  # set together with the values
@@ -175,7 +192,8 @@ class JsonlWriter:
                 # Rare (DSMR sub-meters): no template has room for captured_at.
                 self._stream.write(self._dumps(message_dict(message)) + "\n")
                 return
-            layout, values = tuple(map(_LABEL, readings)), tuple(map(_VALUE, readings))
+            labels, raw = tuple(map(_LABEL, readings)), tuple(map(_RAW, readings))
+            layout, values = (labels, raw), tuple(map(_VALUE, readings))
         # A ReadingLabels is hashed by identity (cheap), a tuple of labels by content.
         key = (layout, tuple(map(type, values)))
         template = self._templates.get(key)
@@ -216,12 +234,16 @@ class JsonlWriter:
         return self._dumps(value)
 
     def _template(
-        self, layout: ReadingLabels | tuple[Label, ...], types: tuple[type, ...]
+        self, layout: ReadingLabels | tuple[Any, ...], types: tuple[type, ...]
     ) -> _Template:
         if len(self._templates) >= JSONL_TEMPLATES:
             self._templates.clear()
-        labels = layout.labels if isinstance(layout, ReadingLabels) else layout
-        template = self._templates[(layout, types)] = _Template(labels, types, self._dumps)
+        if isinstance(layout, ReadingLabels):
+            labels, raw = layout.labels, layout.raw
+        else:
+            labels, raw = layout
+        template = _Template(labels, raw, types, self._dumps)
+        self._templates[(layout, types)] = template
         return template
 
     def _head(self, message: Message) -> str:
@@ -281,6 +303,7 @@ class CsvWriter:
                 _cell(reading.name),
                 _cell(reading.value),
                 _cell(reading.unit),
+                "true" if reading.raw else "",
             )
             for reading in message.readings
         )
@@ -304,13 +327,23 @@ class InfluxWriter:
     ``time_source`` is ``meter``; otherwise the time amsread received it.
     """
 
-    def __init__(self, stream: TextIO, time_source: str = "meter") -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        time_source: str = "meter",
+        on_raw_dropped: Callable[[str], object] | None = None,
+    ) -> None:
         if time_source not in TIME_SOURCES:
             raise ValueError(f"unknown time source {time_source!r}")
         self._stream = stream
         self._meter_time = time_source == "meter"
+        #: Told once, the first time a raw reading is left out.
+        self._on_raw_dropped = on_raw_dropped
 
     def write(self, message: Message) -> None:
+        if self._on_raw_dropped is not None and any(r.raw for r in message.readings):
+            self._on_raw_dropped(RAW_LEFT_OUT)
+            self._on_raw_dropped = None
         line = influx_line(message, meter_time=self._meter_time)
         if line is not None:
             self._stream.write(line + "\n")
@@ -340,6 +373,8 @@ def _influx_fields(readings: list[Reading], tagged: str | None) -> list[str]:
     fields: list[str] = []
     used: set[str] = set()
     for reading in readings:
+        if reading.raw:
+            continue  # no dashboard may show an unscaled register as a measurement
         if reading.name in ("meter_id", "meter_number", "meter_serial") and tagged is not None:
             continue  # already the meter_id tag
         value = _field_value(reading.value)
@@ -423,7 +458,13 @@ class NullWriter:
         pass
 
 
-def make_writer(fmt: str, stream: TextIO, *, time_source: str = "meter") -> Writer:
+def make_writer(
+    fmt: str,
+    stream: TextIO,
+    *,
+    time_source: str = "meter",
+    on_raw_dropped: Callable[[str], object] | None = None,
+) -> Writer:
     if fmt == "none":
         return NullWriter()
     if fmt == "jsonl":
@@ -431,5 +472,5 @@ def make_writer(fmt: str, stream: TextIO, *, time_source: str = "meter") -> Writ
     if fmt == "csv":
         return CsvWriter(stream)
     if fmt == "influx":
-        return InfluxWriter(stream, time_source)
+        return InfluxWriter(stream, time_source, on_raw_dropped)
     raise ValueError(f"unknown output format {fmt!r}")

@@ -47,8 +47,9 @@ from amsread.dlms.apdu import DataNotification
 from amsread.dlms.axdr import Array, Structure
 from amsread.errors import ApduError, AxdrError
 from amsread.model import LazyMessage, ReadingLabels
-from amsread.readings.obis import OBIS_SIZE, describe, format_obis
-from amsread.readings.profiles import Layout, Profile, ProfileSet
+from amsread.readings.described import described_tree
+from amsread.readings.obis import OBIS_SIZE, describe, format_obis, needs_scale
+from amsread.readings.profiles import Layout, Profile, ProfileSet, Rule
 from amsread.readings.timestamps import (
     cosem_date_iso,
     cosem_datetime_iso,
@@ -108,6 +109,8 @@ class Extracted:
     shape: str = "empty"
     #: True for a list of bare values (no OBIS codes at all).
     positional: bool = False
+    #: OBIS codes of a capture-object list, in order (empty for other shapes).
+    captures: tuple[bytes, ...] = ()
     #: Index in ``items`` of an unlabelled leading list-version string.
     list_id_index: int | None = None
     #: Decisions taken on a value's content: (path, predicate, outcome). A
@@ -202,7 +205,9 @@ def extract(body: object) -> Extracted:
     if elements is None:
         return Extracted([Item(None, body)], 1, shape="single value")
     out = Extracted([], len(elements))
-    if elements and not _capture_list(elements, base, out):
+    if elements and not (
+        _described_list(elements, base, out) or _capture_list(elements, base, out)
+    ):
         _scan(elements, base, out)
     if out.list_id is None:
         _labelled_list_id(out)
@@ -250,6 +255,8 @@ def _scan(elements: Sequence[object], base: Path, out: Extracted) -> None:
     else:
         out.shape = "obis-value-scaler triplets" if triplets else "obis-value pairs"
     _labelled_leaders(out)
+    if triplets:
+        _trailing_meter_number(out)
 
 
 def _positional_leaders(out: Extracted) -> None:
@@ -282,6 +289,25 @@ def _labelled_leaders(out: Extracted) -> None:
             out.leading_time_path = item.path
             del items[k]
             return
+
+
+#: The meter number's code (0.0.96.1.0.255), given to the unlabelled text that
+#: ends an Austrian triplet list (Kaifa MA309: ASCII digits, no OBIS code).
+METER_NUMBER_OBIS = bytes((0, 0, 96, 1, 0, 255))
+
+
+def _trailing_meter_number(out: Extracted) -> None:
+    """An unlabelled text after the last OBIS triplet is the meter number."""
+    items = out.items
+    if len(items) < 2 or items[-1].obis is not None or items[-2].obis is None:
+        return
+    last = items[-1]
+    if not isinstance(last.value, bytes):
+        return
+    found = _is_text(last.value)
+    out.guards.append((last.path, _is_text, found))
+    if found:
+        last.obis = METER_NUMBER_OBIS
 
 
 def _leading_text(item: Item, out: Extracted) -> bool:
@@ -319,6 +345,34 @@ def _labelled_list_id(out: Extracted) -> None:
             return
 
 
+def _described_entry(entry: object) -> bool:
+    """``{class id, OBIS, attribute, value}``: an element that names itself."""
+    return (
+        isinstance(entry, Structure)
+        and len(entry) == 4
+        and type(entry[0]) is int
+        and _is_obis(entry[1])
+        and type(entry[2]) is int
+    )
+
+
+def _described_list(elements: Sequence[object], base: Path, out: Extracted) -> bool:
+    """``{enum, [{class id, OBIS, attribute, value}, …]}`` (Sagemcom XT211, ``described``)."""
+    if not (
+        len(elements) == 2
+        and type(elements[0]) is int
+        and isinstance(elements[1], Array)
+        and elements[1]
+        and all(_described_entry(entry) for entry in elements[1])
+    ):
+        return False
+    for j, entry in enumerate(elements[1]):
+        out.items.append(Item(entry[1], entry[3], path=(*base, 1, j, 3), attribute=entry[2]))
+    out.count = len(elements[1])
+    out.shape = "class-obis-attribute-value list"
+    return True
+
+
 def _capture_list(elements: Sequence[object], base: Path, out: Extracted) -> bool:
     """A push that lists its capture objects first, then their values in order."""
     defs = _capture_defs(elements[0])
@@ -336,6 +390,7 @@ def _capture_list(elements: Sequence[object], base: Path, out: Extracted) -> boo
         values, vbase, offset = elements[1], (*base, 1), 0
     else:
         return False
+    out.captures = tuple(code for _, code, _ in defs)
     scalers: dict[bytes, tuple[int, int]] = {}
     for j, ((_, code, attribute), value) in enumerate(zip(defs, values, strict=True)):
         if value is elements[0]:
@@ -481,6 +536,31 @@ def _converter(tag: int, scaler: int | None, factor: int | float | None) -> Conv
     return lambda v: number(_bcd(v))
 
 
+#: Tags of numbers a scaler applies to.
+_NUMERIC_TAGS = frozenset(_CODES) - {axdr.BOOLEAN, axdr.ENUM}
+
+
+def _raw_note(resolved: _Resolved, index: int, layout: Layout | None) -> str:
+    """What one raw reading is, and the profile line that would scale it."""
+    assert resolved.obis is not None  # only a coded quantity is raw
+    obis = format_obis(resolved.obis)
+    what = f"{resolved.name} ({obis})" if resolved.name else obis
+    unit = f', unit = "{resolved.raw_unit}"' if resolved.raw_unit else ""
+    if layout is not None:
+        return f'{what}: position {index + 1} {{ obis = "{obis}", scaler = N{unit} }}'
+    return f'{what}: [[implied]] obis = "{obis}", scaler = N{unit}'
+
+
+def _raw_summary(notes: list[str], layout: Layout | None) -> str:
+    """One log line for a layout's raw readings (said once per meter and layout)."""
+    where = f" of layout {layout.name!r}" if layout is not None else ""
+    return (
+        f"{len(notes)} readings are output raw (raw: true, unit: null): no scaler was sent"
+        f" and no profile gives one. Profile lines{where} that would scale them"
+        f" (value x 10^N; check against the meter's display): {'; '.join(notes)}"
+    )
+
+
 # -- plans -------------------------------------------------------------------
 
 
@@ -518,6 +598,7 @@ class _Plan:
         unpack: Callable[[bytes], tuple[Any, ...]],
         constants: tuple[Any, ...],
         specs: tuple[Spec, ...],
+        raw: tuple[bool, ...],
         guards: tuple[tuple[int, Callable[[object], bool], bool], ...],
         time_index: int,
         list_id: str | None,
@@ -528,7 +609,7 @@ class _Plan:
         self.skeleton = skeleton
         self.unpack = unpack
         self.constants = constants
-        self.labels = ReadingLabels([(obis, name, unit) for _, obis, name, unit, _ in specs])
+        self.labels = ReadingLabels([(obis, name, unit) for _, obis, name, unit, _ in specs], raw)
         self.pick = _picker([index for index, *_ in specs])
         self.converters = tuple(
             (position, spec[4]) for position, spec in enumerate(specs) if spec[4] is not None
@@ -555,6 +636,10 @@ class _Resolved:
     unit: str | None
     scaler: int | None
     factor: int | float | None
+    #: A quantity with a unit (or a power factor) whose scale nothing gives.
+    raw: bool = False
+    #: The unit the OBIS table gives it, for the log line of a raw reading.
+    raw_unit: str | None = None
 
 
 def _leaves(node: axdr.Node, path: Path, out: dict[Path, axdr.Node]) -> None:
@@ -602,7 +687,16 @@ def _resolve(
         elif name is not None and item.attribute != _LOGICAL_NAME_ATTRIBUTE:
             name = f"{name}_attribute_{item.attribute}"
         unit = scaler = factor = None
+    elif code is not None and scaler is None and _unscaled(rule) and needs_scale(code):
+        # Neither the meter nor a profile says the scale: the register is not
+        # presented as a scaled number with a unit (output with raw: true).
+        return _Resolved(code, name, None, None, factor, raw=True, raw_unit=unit)
     return _Resolved(code, name, unit, scaler, factor)
+
+
+def _unscaled(rule: Rule | None) -> bool:
+    # A profile rule giving a unit or a factor states the scale (scaler 0 implied).
+    return rule is None or (rule.scaler is None and rule.unit is None and rule.scale is None)
 
 
 def _describe_types(leaves: dict[Path, axdr.Node], items: list[Item]) -> str:
@@ -719,7 +813,10 @@ class ReadingsBuilder:
             if root.end != len(body):
                 raise AxdrError(f"{len(body) - root.end} unexpected bytes after the data", root.end)
         except AxdrError as exc:
-            raise ApduError(f"notification body: {exc}") from exc
+            described = described_tree(body)  # not A-XDR: bare class/OBIS/attribute fields?
+            if described is None:
+                raise ApduError(f"notification body: {exc}") from exc
+            root = described
         leaves: dict[Path, axdr.Node] = {}
         _leaves(root, (), leaves)
         extracted = extract(root.value)
@@ -741,7 +838,10 @@ class ReadingsBuilder:
             return found if found is not None else (None, None)
         if extracted.shape == "single value":
             return None, None
-        return self.profiles.select(extracted.list_id, extracted.count, manufacturer), None
+        labelled = self.profiles.select(
+            extracted.list_id, extracted.count, manufacturer, extracted.captures
+        )
+        return labelled, None
 
 
 class _PlanMaker:
@@ -771,6 +871,8 @@ class _PlanMaker:
         extracted = self.extracted
         raw_specs: list[tuple[Path | int, str | None, str | None, str | None, Converter | None]]
         raw_specs = []
+        raw_flags: list[bool] = []
+        raw_notes: list[str] = []
         clock_path: Path | None = None
         for index, item in enumerate(extracted.items):
             if item.value is None:
@@ -778,6 +880,9 @@ class _PlanMaker:
             resolved = _resolve(item, index, extracted, profile, layout)
             obis = format_obis(resolved.obis) if resolved.obis is not None else None
             node = self.leaves.get(item.path)
+            raw_flags.append(self._raw_flag(resolved, node))
+            if raw_flags[-1]:
+                raw_notes.append(_raw_note(resolved, index, layout))
             if node is None or item.constant or item.value is not node.value:
                 # A container, or a value that is part of the fixed layout.
                 value = item.value
@@ -818,6 +923,8 @@ class _PlanMaker:
         extra: dict[str, object] = {"shape": extracted.shape}
         if hint is not None:
             extra["hint"] = hint
+        if raw_notes:
+            extra["raw_readings"] = (_raw_summary(raw_notes, layout),)
         if layout is not None and len(profile.layouts if profile else ()) > 1:
             extra["layout"] = layout.name
         return _Plan(
@@ -825,12 +932,23 @@ class _PlanMaker:
             unpack=self._unpacker(order),
             constants=tuple(self.constants),
             specs=specs,
+            raw=tuple(raw_flags),
             guards=guards,
             time_index=index_of[time_path] if time_path is not None else -1,
             list_id=extracted.list_id,
             profile=profile.name if profile else None,
             extra=extra,
         )
+
+    @staticmethod
+    def _raw_flag(resolved: _Resolved, node: axdr.Node | None) -> bool:
+        """Whether the reading goes out raw: unscaled, and a number."""
+        if not resolved.raw:
+            return False
+        if node is not None and node.tag in _NUMERIC_TAGS:
+            return True
+        resolved.unit = resolved.raw_unit  # text or a structure: no scale to miss
+        return False
 
     def _raw(self, node: axdr.Node) -> object:
         code = _CODES.get(node.tag, f"{node.end - node.content}s")

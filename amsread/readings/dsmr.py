@@ -198,13 +198,13 @@ def _value(obis: str, name: str | None, kind: str, groups: list[str], rest: str)
         return Reading(obis, name, log, None)  # type: ignore[arg-type]
     if kind == "legacy_gas" and len(groups) == 7:
         value, unit = _with_unit(groups[6])
-        return Reading(obis, name, value, groups[5] or unit, timestamp(groups[0]))
+        return Reading(obis, name, value, groups[5] or unit, captured_at=timestamp(groups[0]))
     if len(groups) == 1:
         value, unit = _with_unit(groups[0])
         return Reading(obis, name, value, unit)
     if len(groups) == 2 and (captured := timestamp(groups[0])) is not None:
         value, unit = _with_unit(groups[1])
-        return Reading(obis, name, value, unit, captured)
+        return Reading(obis, name, value, unit, captured_at=captured)
     return Reading(obis, name, raw, None)
 
 

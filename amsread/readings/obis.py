@@ -47,3 +47,20 @@ def describe(code: bytes) -> tuple[str | None, str | None]:
     if len(code) != OBIS_SIZE:
         return None, None
     return _table().get((code[0], code[2], code[3], code[4]), (None, None))
+
+
+#: C groups of the power factors (total, L1, L2, L3): no unit, but a scale.
+_POWER_FACTOR_C = frozenset({13, 33, 53, 73})
+_INSTANTANEOUS_D = 7
+
+
+def needs_scale(code: bytes) -> bool:
+    """True for a quantity whose register means nothing without its scaler.
+
+    Every code with a unit (energy, power, voltage, current, frequency…) and
+    the power factors, which are dimensionless but sent in thousandths or
+    hundredths.
+    """
+    if describe(code)[1] is not None:
+        return True
+    return len(code) == OBIS_SIZE and code[2] in _POWER_FACTOR_C and code[3] == _INSTANTANEOUS_D

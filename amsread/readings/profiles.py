@@ -19,6 +19,7 @@ scalers, units, a code for a leading list-version string) or *positional*
     list_id = ["Kamstrup_V0001"] # the list version string sent in the data
     items = [25, 35]             # element count of the notification body
     manufacturer = ["KAM"]       # system-title manufacturer flag
+    capture_object = ["0.8.25.9.0.255"]  # a code the push's capture-object list names
 
     leading_obis = "1.1.0.2.129.255"   # a leading element sent without OBIS code
 
@@ -46,6 +47,8 @@ A position without ``obis`` is output unnamed. ``type`` (``number``, ``text``,
 ``number`` when the position has a scaler, unit or scale, to ``date-time``
 for the clock (C.D.E = 1.0.0) and ``text`` for the list version (0.2.129).
 A positional layout only applies to a list whose values fit these types.
+A rule with neither ``scaler`` nor ``unit`` (nor ``scale``) states no scale:
+a quantity it names is output raw (``Reading.raw``), never as scaled.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ from amsread.readings.units import UNITS
 _TOP_KEYS = frozenset(
     {"name", "title", "sources", "notes", "match", "leading_obis", "implied", "position", "layout"}
 )
-_MATCH_KEYS = frozenset({"list_id", "items", "manufacturer"})
+_MATCH_KEYS = frozenset({"list_id", "items", "manufacturer", "capture_object"})
 _RULE_KEYS = frozenset({"obis", "scaler", "unit", "name", "scale", "type"})
 _LAYOUT_KEYS = frozenset({"name", "items", "list_id", "position"})
 KINDS = ("number", "text", "date-time", "any")
@@ -140,6 +143,9 @@ class Profile:
     list_ids: tuple[str, ...] = ()
     items: tuple[int, ...] = ()
     manufacturers: tuple[str, ...] = ()
+    #: OBIS patterns of which the push's capture-object list must name one
+    #: (e.g. its push setup): the push says which configuration it is.
+    capture_objects: tuple[tuple[int | None, ...], ...] = ()
     leading_obis: bytes | None = None
     implied: tuple[Rule, ...] = ()
     layouts: tuple[Layout, ...] = ()
@@ -155,11 +161,21 @@ class Profile:
         """The positions of a single-layout profile (empty otherwise)."""
         return self.layouts[0].positions if len(self.layouts) == 1 else ()
 
-    def score(self, list_id: str | None, items: int, manufacturer: str | None) -> int:
+    def score(
+        self,
+        list_id: str | None,
+        items: int,
+        manufacturer: str | None,
+        captures: tuple[bytes, ...] = (),
+    ) -> int:
         """How specifically this labelled profile matches (criteria met), or -1."""
-        return _score(
+        score = _score(
             ((self.list_ids, list_id), (self.items, items), (self.manufacturers, manufacturer))
         )
+        if score < 0 or not self.capture_objects:
+            return score
+        named = any(Rule(p).matches(code) for p in self.capture_objects for code in captures)
+        return score + 1 if named else -1
 
     def layout_for(
         self, list_id: str | None, values: Sequence[object], manufacturer: str | None
@@ -344,7 +360,7 @@ def parse_profile(data: dict[str, object], origin: str) -> Profile:
     if unknown:
         raise UsageError(
             f"{origin}: unknown key match.{sorted(unknown)[0]} "
-            "(known: list_id, items, manufacturer)"
+            "(known: list_id, items, manufacturer, capture_object)"
         )
     items = match.get("items", [])
     if isinstance(items, int):
@@ -375,9 +391,14 @@ def parse_profile(data: dict[str, object], origin: str) -> Profile:
             " labelled ([[implied]], leading_obis, match.items); split it in two files"
         )
     list_ids = _strings(match.get("list_id", []), f"{origin}: match.list_id")
-    if not layouts and not (list_ids or items or manufacturers):
+    captures = tuple(
+        _pattern(text, f"{origin}: match.capture_object", wildcards=True)
+        for text in _strings(match.get("capture_object", []), f"{origin}: match.capture_object")
+    )
+    if not layouts and not (list_ids or items or manufacturers or captures):
         raise UsageError(
-            f"{origin}: [match] needs at least one of list_id, items, manufacturer"
+            f"{origin}: [match] needs at least one of list_id, items, manufacturer,"
+            " capture_object"
             " (otherwise the profile would apply to every meter)"
         )
     leading_obis = None
@@ -392,6 +413,7 @@ def parse_profile(data: dict[str, object], origin: str) -> Profile:
         list_ids=list_ids,
         items=tuple(items),
         manufacturers=tuple(m.upper() for m in manufacturers),
+        capture_objects=captures,
         leading_obis=leading_obis,
         implied=implied,
         layouts=layouts,
@@ -435,16 +457,27 @@ class ProfileSet:
         self.profiles: tuple[Profile, ...] = tuple(
             p for p in base if p.name not in overridden
         ) + tuple(extra)
-        self._chosen: dict[tuple[str | None, int, str | None], Profile | None] = {}
+        self._chosen: dict[
+            tuple[str | None, int, str | None, tuple[bytes, ...]], Profile | None
+        ] = {}
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path]) -> ProfileSet:
         """Built-in profiles plus the user's profile files (later files win ties)."""
         return cls([load_profile(p) for p in paths])
 
-    def select(self, list_id: str | None, items: int, manufacturer: str | None) -> Profile | None:
-        """The labelled profile for a list with OBIS codes, if any matches."""
-        key = (list_id, items, manufacturer)
+    def select(
+        self,
+        list_id: str | None,
+        items: int,
+        manufacturer: str | None,
+        captures: tuple[bytes, ...] = (),
+    ) -> Profile | None:
+        """The labelled profile for a list with OBIS codes, if any matches.
+
+        ``captures``: the OBIS codes of a capture-object list, if the push sent one.
+        """
+        key = (list_id, items, manufacturer, captures)
         try:
             return self._chosen[key]
         except KeyError:
@@ -454,7 +487,7 @@ class ProfileSet:
         for profile in self.profiles:
             if profile.positional:
                 continue
-            score = profile.score(list_id, items, manufacturer)
+            score = profile.score(list_id, items, manufacturer, captures)
             if score > 0 and score >= best_score:
                 best, best_score = profile, score
         if len(self._chosen) >= MAX_CACHED:

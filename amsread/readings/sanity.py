@@ -101,7 +101,7 @@ class SanityChecker:
             kind = kinds.get(obis, "")  # inline self._kind(): this loop runs per reading
             if kind == "":
                 kind = self._kind(obis)
-            if kind is not None:
+            if kind is not None and not (reading.raw and kind == "voltage"):
                 watched.append((len(values), kind, obis, reading.name))
                 values.append(reading.value)
         return self._flags(message, watched, values)
@@ -121,10 +121,15 @@ class SanityChecker:
         if found is None:
             if len(self._layouts) >= MAX_LAYOUTS:
                 self._layouts.clear()
+            # A raw voltage claims no volts, so no range applies; an energy
+            # register going back is wrong at any scale.
+            raw = labels.raw or (False,) * len(labels.labels)
             found = self._layouts[labels] = [
                 (index, kind, obis, name)
                 for index, (obis, name, _) in enumerate(labels.labels)
-                if obis is not None and (kind := self._kind(obis)) is not None
+                if obis is not None
+                and (kind := self._kind(obis)) is not None
+                and not (raw[index] and kind == "voltage")
             ]
         return found
 

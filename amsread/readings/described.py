@@ -1,0 +1,80 @@
+"""Lists whose every element names itself in bare bytes (Sagemcom XT211). Sans-I/O.
+
+The Sagemcom XT211 of the Czech grid operators pushes a body that is not
+plain A-XDR::
+
+    structure(2) {
+        enum                      the list's kind
+        array(n) of structure(4) {
+            class id              2 bytes, no tag
+            OBIS code             6 bytes, no tag
+            attribute             1 byte, no tag
+            value                 tagged A-XDR (double-long-unsigned, …)
+        }
+    }
+
+``described_tree`` reads that layout into the same ``axdr.Node`` tree the
+A-XDR decoder gives, with the bare fields as untagged nodes at their real
+offsets, so the readings builder (shape detection, compiled plans) treats it
+like any other list. It returns None for any other body.
+"""
+
+from __future__ import annotations
+
+from amsread.dlms import axdr
+from amsread.dlms.axdr import Array, Node, Structure
+from amsread.errors import AxdrError
+
+#: Bytes of one element's bare header: structure tag and count, class id (2),
+#: OBIS code (6), attribute (1).
+_ELEMENT_HEAD = 2 + 2 + 6 + 1
+_ELEMENT_FIELDS = 4
+
+
+def described_tree(body: bytes) -> Node | None:
+    """The Node tree of a bare-described list, or None if ``body`` is not one."""
+    if len(body) < 6 or body[:2] != bytes((axdr.STRUCTURE, 2)) or body[2] != axdr.ENUM:
+        return None
+    if body[4] != axdr.ARRAY:
+        return None
+    kind = Node(axdr.ENUM, "enum", body[3], 2, 3, 4)
+    try:
+        count, pos = axdr.decode_length(body, 5)
+    except AxdrError:
+        return None
+    content = pos
+    elements = []
+    for _ in range(count):
+        element = _element(body, pos)
+        if element is None:
+            return None
+        elements.append(element)
+        pos = element.end
+    if pos != len(body):
+        return None
+    array = Node(
+        axdr.ARRAY, "array", Array([e.value for e in elements]), 4, content, pos, tuple(elements)
+    )
+    value = Structure([kind.value, array.value])
+    return Node(axdr.STRUCTURE, "structure", value, 0, 2, pos, (kind, array))
+
+
+def _element(body: bytes, start: int) -> Node | None:
+    """One ``{class id, OBIS, attribute, value}`` with its three bare fields."""
+    if start + _ELEMENT_HEAD >= len(body):
+        return None
+    if body[start] != axdr.STRUCTURE or body[start + 1] != _ELEMENT_FIELDS:
+        return None
+    at = start + 2
+    class_id = Node(
+        axdr.LONG_UNSIGNED, "long-unsigned", int.from_bytes(body[at : at + 2]), at, at, at + 2
+    )
+    obis = Node(axdr.OCTET_STRING, "octet-string", body[at + 2 : at + 8], at + 2, at + 2, at + 8)
+    attribute = Node(axdr.UNSIGNED, "unsigned", body[at + 8], at + 8, at + 8, at + 9)
+    try:
+        value = axdr.decode_node(body, at + 9, 2)
+    except AxdrError:
+        return None
+    fields = (class_id, obis, attribute, value)
+    items = Structure([f.value for f in fields])
+    return Node(axdr.STRUCTURE, "structure", items, start, start + 2, value.end, fields)
