@@ -53,9 +53,6 @@ class Guard(NamedTuple):
     outcome: bool
 
 
-# -- finding the items -----------------------------------------------------
-
-
 @dataclass(slots=True)
 class Item:
     """One value as found in the list, before profiles and scalers."""
@@ -74,6 +71,8 @@ class Item:
 
 @dataclass(slots=True)
 class Extracted:
+    """The items of one body, its shape, and what the shape was decided on."""
+
     items: list[Item]
     count: int
     list_id: str | None = None
@@ -143,6 +142,7 @@ def _capture_defs(value: object) -> list[tuple[int, bytes, int]] | None:
 
 
 def printable_text(value: object) -> str | None:
+    """The value as text if it is a string or printable ASCII (trailing NULs dropped)."""
     if isinstance(value, str):
         return value
     if isinstance(value, bytes) and value:

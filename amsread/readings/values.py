@@ -32,9 +32,6 @@ from amsread.readings.units import unit_symbol
 Converter = Callable[[Any], Any]
 
 
-# -- values ------------------------------------------------------------------
-
-
 def scale(value: object, scaler: int | None) -> object:
     """Apply a power-of-ten scaler exactly: int/int division rounds correctly."""
     if not scaler or isinstance(value, bool) or not isinstance(value, int | float):
