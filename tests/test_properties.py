@@ -36,8 +36,9 @@ from amsread.model import Event, Failure, Message, Rejected
 from amsread.output.writers import message_dict
 from amsread.pipeline import Pipeline
 from amsread.readings import obis, profiles
-from amsread.readings.builder import ReadingsBuilder, extract
+from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.profiles import ProfileSet
+from amsread.readings.shapes import extract
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 sys.path.insert(0, str(FUZZ))

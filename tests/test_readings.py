@@ -15,8 +15,9 @@ from amsread.dlms.apdu import parse_data_notification
 from amsread.errors import ApduError
 from amsread.model import LazyMessage, Message
 from amsread.pipeline import Pipeline
-from amsread.readings.builder import ReadingsBuilder, extract
+from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.profiles import ProfileSet, parse_profile
+from amsread.readings.shapes import extract
 
 Triple = tuple[str | None, object, str | None]
 

@@ -54,9 +54,10 @@ from amsread.errors import (
 )
 from amsread.link.hdlc import LLC_HEADERS
 from amsread.model import Message, Rejected
-from amsread.readings.builder import Extracted, ReadingsBuilder, extract
+from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.manufacturers import decode_system_title
 from amsread.readings.profiles import Profile, ProfileSet
+from amsread.readings.shapes import Extracted, extract
 
 CIPHERED = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)
 

@@ -13,7 +13,7 @@ from amsread.diagnose.explain.model import (
 from amsread.dlms.ciphering import Ciphered
 from amsread.dlms.keys import Keys
 from amsread.model import Rejected
-from amsread.readings.builder import Extracted
+from amsread.readings.shapes import Extracted
 
 REPORT_IT = "please open an issue with this output (use --redact to hide the meter's identity)"
 

@@ -13,9 +13,9 @@ from amsread.diagnose.explain.model import (
 )
 from amsread.dlms import axdr
 from amsread.model import Message, Reading
-from amsread.readings.builder import Extracted, Item
 from amsread.readings.obis import OBIS_SIZE, describe, format_obis, parse_obis
 from amsread.readings.profiles import Profile
+from amsread.readings.shapes import Extracted, Item
 from amsread.readings.timestamps import cosem_datetime_iso, looks_like_datetime
 from amsread.readings.units import unit_symbol
 
