@@ -169,7 +169,7 @@ def test_closed_stdout_exits_quietly() -> None:
 
 def test_the_framing_choices_are_the_link_layers_framings() -> None:
     # cli spells them out so that --help does not import the link layers.
-    from amsread.app import cli as cli_module
+    from amsread.app import wiring
     from amsread.link.framing import FRAMINGS
 
-    assert cli_module.FRAMINGS == FRAMINGS
+    assert wiring.FRAMINGS == FRAMINGS

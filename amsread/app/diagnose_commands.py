@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -15,13 +15,6 @@ from amsread.app.options import (
 )
 from amsread.app.wiring import _usage_errors
 from amsread.errors import UsageError
-
-#: The --framing choices, as framing.FRAMINGS (tests/test_cli.py holds them
-#: equal): spelled out so that --help does not import the link layers.
-FRAMINGS = ("auto", "hdlc", "mbus", "dsmr", "raw")
-
-if TYPE_CHECKING:
-    pass
 
 F = TypeVar("F", bound=Callable[..., Any])
 

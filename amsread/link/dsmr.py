@@ -2,7 +2,7 @@
 
 A text telegram (DSMR 5.0.2 P1 companion standard, section 6.2)::
 
-    /XXXZ identification CR LF CR LF  data lines …  ! CRC CR LF
+    /AAAZ identification CR LF CR LF  data lines …  ! CRC CR LF
 
 starts at ``/`` followed by the three-letter manufacturer flag, ends at ``!``
 and four hex digits of CRC-16/ARC computed over ``/`` … ``!``, then CR LF.
