@@ -325,7 +325,9 @@ def test_runs_of_equal_bits_point_to_a_baud_rate_too_high() -> None:
 def test_a_dsmr_text_telegram_is_recognised() -> None:
     telegram = b"/ISK5\\2M550T-1012\r\n\r\n1-0:1.8.0(000123.456*kWh)\r\n!1234\r\n"
     report = explain_stream(telegram)
-    assert report.sections[0].problems[0].cause == "text_telegram"
+    problem = report.sections[0].problems[0]
+    assert problem.cause == "text_telegram"
+    assert "--framing dsmr" in problem.next_step
 
 
 def test_noise_without_frames_names_the_serial_settings() -> None:

@@ -149,14 +149,14 @@ def diagnose_garbage(region: bytes, *, at_start: bool, whole: bool) -> Problem |
         return Problem(
             "text_telegram",
             "this is a text telegram (DSMR P1 / IEC 62056-21), not DLMS binary push data",
-            "amsread reads DLMS/COSEM push messages (HDLC); use a DSMR reader for this meter",
+            "amsread replay and listen read it with --framing dsmr (or auto);"
+            " explain does not annotate telegrams yet",
         )
     if len(region) >= 4 and region[0] == 0x68 and region[3] == 0x68 and region[1] == region[2]:
         return Problem(
             "mbus_frames",
             "the bytes look like M-Bus long frames (68 L L 68), not HDLC",
-            "this version of explain reads HDLC; 'amsread decode' reads M-Bus if your version"
-            " supports it",
+            "amsread replay and listen read them with --framing mbus (or auto)",
         )
     if len(region) >= 16 and max(region) < 0x80:
         hint = ""
