@@ -155,7 +155,7 @@ def make_plain(plaintexts: list[bytes]) -> bytes:
     return b"".join(kamstrup_frame(p) for p in plaintexts)
 
 
-AUSTRIA_TITLE = b"SAGY\x05\xe6\xa3\x13"  # Sagemcom T210-D, as in tests/test_mbus.py
+AUSTRIA_TITLE = b"SAGY\x05\xe6\xa3\x13"  # Sagemcom T210-D, as in tests/link/test_mbus.py
 AUSTRIA_FIRST_SEGMENT = 228  # APDU bytes in the first M-Bus frame; the rest in the second
 
 

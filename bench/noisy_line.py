@@ -3,7 +3,7 @@
     .venv/bin/python bench/noisy_line.py                         # 10 x 100,000 frames per link
     .venv/bin/python bench/noisy_line.py --lines 3 --frames 20000 --damage 0.1 --link mbus
 
-The same generator and accounting as ``tests/test_noisy_stream.py`` (see
+The same generator and accounting as ``tests/link/test_noisy_stream.py`` (see
 ``tests/noisy.py``), with random seeds, more frames and optionally more
 damage. "Lost" and "invented" count what the independent oracle cannot
 explain by chance; "chance frames" counts the damaged windows whose

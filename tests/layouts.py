@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import seed_vectors as sv
 from hypothesis import strategies as st
-from test_readings import (
+
+from amsread.dlms import axdr
+from amsread.dlms.apdu import parse_data_notification
+from tests.readings.test_readings import (
     AIDON_LIST_2,
     AUSTRIA_TRIPLETS_WITHOUT_HEADER_TIME,
     KAIFA_LIST_1,
@@ -28,9 +31,6 @@ from test_readings import (
     UNKNOWN_POSITIONAL,
     WIENER_NETZE,
 )
-
-from amsread.dlms import axdr
-from amsread.dlms.apdu import parse_data_notification
 
 LAYOUTS = (
     sv.RADIUS_PLAINTEXT,

@@ -2,7 +2,7 @@
 
 ``noisy_line(n, seed, link=...)`` builds the byte stream a reader would see on
 a bad HAN/P1 line and records, for every stretch of it, whether it is intact
-and which message it must decode to. Used by ``tests/test_noisy_stream.py``
+and which message it must decode to. Used by ``tests/link/test_noisy_stream.py``
 (CI, 20,000+ frames) and ``bench/noisy_line.py`` (millions). Frames are built
 with ``builders`` and the M-Bus helpers below, independently of the decoders.
 

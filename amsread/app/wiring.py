@@ -18,7 +18,7 @@ import click
 from amsread.app.outfile import OutputError
 from amsread.errors import UsageError
 
-#: The --framing choices, as framing.FRAMINGS (tests/test_cli.py holds them
+#: The --framing choices, as framing.FRAMINGS (tests/app/test_cli.py holds them
 #: equal): spelled out so that --help does not import the link layers.
 FRAMINGS = ("auto", "hdlc", "mbus", "dsmr", "raw")
 

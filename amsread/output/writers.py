@@ -163,7 +163,7 @@ class JsonlWriter:
     """One JSON object per message, one line each.
 
     The text is exactly ``json.dumps(message_dict(message))`` (compact, UTF-8;
-    ``tests/test_jsonl_writer.py`` holds them equal), but built faster: a
+    ``tests/output/test_jsonl_writer.py`` holds them equal), but built faster: a
     meter sends the same OBIS codes, names and units in every message, so the
     JSON around the values is kept per layout (``_Template``) and per message
     head, and a message is two ``%`` formats of its values. A ``LazyMessage``

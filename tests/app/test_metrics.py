@@ -16,7 +16,6 @@ import pytest
 import seed_vectors as sv
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from test_listen import FRAME, Daemon, Pty
 
 from amsread.app import metrics
 from amsread.app.metrics import (
@@ -31,6 +30,7 @@ from amsread.errors import UsageError
 from amsread.model import Message, Reading
 from amsread.readings.obis import _table
 from amsread.stats import Counters
+from tests.app.test_listen import FRAME, Daemon, Pty
 
 #: Prometheus' naming rules (https://prometheus.io/docs/practices/naming/), as checked here:
 #: snake_case with the amsread_ prefix; base units in plural; no scaled or

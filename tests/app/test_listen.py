@@ -48,7 +48,7 @@ from amsread.dlms.keys import Keys, parse_key
 from amsread.model import Message
 from amsread.pipeline import Pipeline
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parent.parent
 FRAME = sv.RADIUS_FRAME
 # The same real frame is sent again and again: accept the repeated invocation counter.
 KEYS = ("--key", sv.RADIUS_KEY, "--auth-key", sv.RADIUS_AUTH_KEY, "--allow-replay")

@@ -15,7 +15,7 @@ import seed_vectors as sv
 from amsread.app import config
 from amsread.errors import UsageError
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 EXAMPLE = ROOT / "config.example.toml"
 
 

@@ -19,7 +19,7 @@ import seed_vectors as sv
 
 from amsread.app.notify import Notifier
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 UNIT = ROOT / "systemd" / "amsread.service"
 
 

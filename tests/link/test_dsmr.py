@@ -17,7 +17,7 @@ from amsread.model import Failure, Message, Notice, Rejected
 from amsread.output.writers import JsonlWriter
 from amsread.pipeline import Pipeline
 
-CORPUS = pathlib.Path(__file__).parent / "corpus" / "dsmr"
+CORPUS = pathlib.Path(__file__).parent.parent / "corpus" / "dsmr"
 V5 = (CORPUS / "v5_iskra.txt").read_bytes()
 V4 = (CORPUS / "v4_2_kaifa.txt").read_bytes()
 V22 = (CORPUS / "v2_2_iskra.txt").read_bytes()
@@ -141,7 +141,7 @@ def test_dropped_byte_rejected_and_counted(position: int) -> None:
 @given(st.integers(min_value=0, max_value=255), st.binary(max_size=600))
 def test_any_telegram_text_decodes_cleanly(knob: int, payload: bytes) -> None:
     # The fuzz harness's telegram mode: any text inside a CRC-valid telegram.
-    sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "fuzz"))
+    sys.path.insert(0, str(pathlib.Path(__file__).parent.parent.parent / "fuzz"))
     from harness import TELEGRAM, one_input
 
     one_input(bytes([TELEGRAM, knob]) + payload)

@@ -21,7 +21,7 @@ import seed_vectors as sv
 
 from amsread.app.config import load_file
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 KEYS = ("--key", sv.RADIUS_KEY, "--auth-key", sv.RADIUS_AUTH_KEY)
 
 

@@ -30,7 +30,7 @@ from amsread.errors import UsageError
 from amsread.output.homeassistant import ReadingInfo, Topics, discovery_payload
 from amsread.output.mqtt import parse_broker_url, resolve_password
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 KEYS = ("--key", RADIUS_KEY, "--auth-key", RADIUS_AUTH_KEY)
 ENERGY_UNITS = {"Wh", "kWh", "MWh", "GJ", "MJ"}
 HA_ID = re.compile(r"^[a-zA-Z0-9_-]+$")

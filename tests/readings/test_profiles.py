@@ -235,7 +235,7 @@ def test_positional_layout_is_chosen_by_count_list_id_and_types() -> None:
 
 
 def test_profile_examples_in_the_readme_are_valid() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text("utf-8")
+    readme = (Path(__file__).parent.parent.parent / "README.md").read_text("utf-8")
     section = readme.split("## Supported list shapes and profiles", 1)[1].split("\n## ", 1)[0]
     examples = re.findall(r"```toml\n(.*?)```", section, re.S)
     assert len(examples) == 2

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from amsread.app.ports import open_socket
-from tests.test_listen import FRAME, KEYS, TIMEOUT, Daemon, Pty, expected_energy, url
+from tests.app.test_listen import FRAME, KEYS, TIMEOUT, Daemon, Pty, expected_energy, url
 
 
 @pytest.fixture
@@ -413,7 +413,7 @@ def test_save_raw_redact_of_an_unencrypted_meter_holds_no_id_and_replays(
 
 # -- the logrotate example --------------------------------------------------------------
 
-LOGROTATE_EXAMPLE = Path(__file__).parent.parent / "systemd" / "amsread.logrotate"
+LOGROTATE_EXAMPLE = Path(__file__).parent.parent.parent / "systemd" / "amsread.logrotate"
 
 
 def test_logrotate_example_renames_and_signals_instead_of_copytruncate() -> None:

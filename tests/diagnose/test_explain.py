@@ -3,7 +3,7 @@
 Golden files in tests/golden/ hold the text output for the seed vectors. After an
 intended change of the output, regenerate them with::
 
-    AMSREAD_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_explain.py
+    AMSREAD_UPDATE_GOLDEN=1 .venv/bin/pytest tests/diagnose/test_explain.py
 
 and review the diff like code.
 """
@@ -35,7 +35,7 @@ from amsread.model import Failure
 from amsread.pipeline import Pipeline
 from amsread.readings.manufacturers import decode_system_title
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parent.parent / "golden"
 UPDATE = os.environ.get("AMSREAD_UPDATE_GOLDEN") == "1"
 KEYS = ["--key", sv.RADIUS_KEY, "--auth-key", sv.RADIUS_AUTH_KEY]
 

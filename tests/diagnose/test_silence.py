@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from amsread.app.cli import cli
 from amsread.diagnose.silence import PATIENCE, SilenceWatch
 
-CORPUS = Path(__file__).parent / "corpus" / "swiss_vse"
+CORPUS = Path(__file__).parent.parent / "corpus" / "swiss_vse"
 
 
 def replay(path: Path, *args: str) -> tuple[int, str, str]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from broker import Broker, Subscriber
-from test_mqtt import KEYS, _frames
 
 from amsread.app.mqtt_source import payload_bytes
+from tests.output.test_mqtt import KEYS, _frames
 
 
 def test_payloads_raw_or_hex_text() -> None:

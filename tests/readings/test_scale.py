@@ -16,7 +16,7 @@ from amsread.model import LazyMessage, Message, Reading
 from amsread.output.writers import CsvWriter, InfluxWriter, JsonlWriter, message_dict
 from amsread.readings.builder import ReadingsBuilder
 
-CORPUS = Path(__file__).parent / "corpus" / "swiss_vse"
+CORPUS = Path(__file__).parent.parent / "corpus" / "swiss_vse"
 E570_KEY = "101112131415161718191A1B1C1D1E1F"
 
 
@@ -145,7 +145,7 @@ def test_reporter_logs_each_raw_quantity_once_per_meter() -> None:
     assert len(raw_lines) == 1  # one line for the layout, not one per message
 
 
-SLOVENIA = Path(__file__).parent / "corpus" / "slovenia"
+SLOVENIA = Path(__file__).parent.parent / "corpus" / "slovenia"
 
 
 def test_slovenian_list_1_names_all_18_values_and_scales_only_the_known_voltages() -> None:
