@@ -16,28 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from amsread.app.ports import open_socket
 from tests.app.test_listen import FRAME, KEYS, TIMEOUT, Daemon, Pty, expected_energy, url
-
-
-@pytest.fixture
-def pty() -> Iterator[Pty]:
-    pair = Pty()
-    yield pair
-    pair.close()
-
-
-@pytest.fixture
-def server() -> Iterator[socket.socket]:
-    listening = socket.create_server(("127.0.0.1", 0))
-    listening.settimeout(TIMEOUT)
-    yield listening
-    listening.close()
 
 
 def wait_for(check: object, what: str, daemon: Daemon, timeout: float = TIMEOUT) -> None:

@@ -169,21 +169,6 @@ class Pty:
                 assert exc.errno == errno.EBADF
 
 
-@pytest.fixture
-def pty() -> Iterator[Pty]:
-    pair = Pty()
-    yield pair
-    pair.close()
-
-
-@pytest.fixture
-def server() -> Iterator[socket.socket]:
-    listening = socket.create_server(("127.0.0.1", 0))
-    listening.settimeout(TIMEOUT)
-    yield listening
-    listening.close()
-
-
 def url(server: socket.socket) -> str:
     return f"socket://127.0.0.1:{server.getsockname()[1]}"
 
