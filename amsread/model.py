@@ -163,6 +163,20 @@ def _field_values(message: Message) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class Security:
+    """How a ciphered push was protected and counted; a cleartext push has none."""
+
+    invocation_counter: int
+    #: True: tag verified; False: ciphered with a tag we could not check;
+    #: None: the meter sent no authentication at all.
+    authenticated: bool | None
+    #: The meter's encryption and authentication keys were given the other way round.
+    keys_swapped: bool = False
+    #: Invocation counters skipped since the last accepted push: pushes lost on the way.
+    missed_pushes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """Bytes that made no valid frame.
 

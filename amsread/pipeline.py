@@ -28,7 +28,7 @@ from amsread.dlms.replay import InvocationTracker
 from amsread.errors import ApduError, DecodeError, DecryptionError, ReplayError
 from amsread.link.framing import LinkEvent, make_link
 from amsread.link.hdlc import strip_llc
-from amsread.model import Event, Failure, Message, Notice, Rejected, Skipped
+from amsread.model import Event, Failure, Message, Notice, Rejected, Security, Skipped
 from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.profiles import ProfileSet
 from amsread.readings.telegrams import TelegramReader
@@ -160,7 +160,7 @@ class Pipeline:
         tag = apdu[0]
         try:
             if tag == DATA_NOTIFICATION:
-                return self._message(apdu, None)
+                return self._message(apdu)
             if tag in _CIPHERED:
                 return self._ciphered(parse_ciphered(apdu))
         except DecodeError as exc:
@@ -178,7 +178,8 @@ class Pipeline:
                 self.counters["skipped"] += 1
                 return Skipped(f"ciphered {apdu_name(inner[0]) if inner else 'empty APDU'}")
             try:
-                message = self._message(inner, ciphered)
+                security = self._security(ciphered, plain)
+                message = self._message(inner, ciphered.system_title, security)
             except ApduError as exc:
                 if plain.authenticated is True or not ciphered.encrypted:
                     raise
@@ -188,16 +189,22 @@ class Pipeline:
                 ) from exc
         except DecodeError as exc:
             return self._fail(exc, ciphered)
-        message.authenticated = plain.authenticated
         if plain.authenticated is False:
             self.counters["unauthenticated"] += 1
-        if plain.keys_swapped:
-            # Reported once by the runner; the decryptor keeps the swapped pair.
-            message.extra["keys_swapped"] = True
-        missed = self._accept(ciphered, plain)
-        if missed:
-            message.extra["missed_pushes"] = missed
+        self._accept(ciphered, plain)
         return message
+
+    def _security(self, ciphered: Ciphered, plain: Plaintext) -> Security:
+        """What the message says of its protection; ``_accept`` counts the same missed pushes."""
+        proven = plain.authenticated is True or ciphered.encrypted
+        missed = (
+            self.invocations.missed(ciphered.system_title, ciphered.invocation_counter)
+            if proven
+            else 0
+        )
+        return Security(
+            ciphered.invocation_counter, plain.authenticated, plain.keys_swapped, missed
+        )
 
     def _check_replay(self, ciphered: Ciphered) -> None:
         title, counter = ciphered.system_title, ciphered.invocation_counter
@@ -218,13 +225,14 @@ class Pipeline:
         self.counters["missed_pushes"] += missed
         return missed
 
-    def _message(self, apdu: bytes, ciphered: Ciphered | None) -> Message:
+    def _message(
+        self, apdu: bytes, system_title: bytes | None = None, security: Security | None = None
+    ) -> Message:
         # Lazy: the builder decodes the body only for a layout it has not seen.
         notification = parse_data_notification(apdu, lazy=True)
-        message = self.builder.build(notification, ciphered.system_title if ciphered else None)
-        if ciphered is not None:
-            message.invocation_counter = ciphered.invocation_counter
-        message.received_at = self._clock()
+        message = self.builder.build(
+            notification, system_title, security=security, received_at=self._clock()
+        )
         self.counters["messages"] += 1
         return message
 

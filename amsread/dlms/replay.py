@@ -67,6 +67,11 @@ class InvocationTracker:
         last = self._last.get(system_title)
         return last is not None and counter <= last
 
+    def missed(self, system_title: bytes, counter: int) -> int:
+        """The pushes ``accept`` would count as missed before ``counter``; changes nothing."""
+        last = self._last.get(system_title)
+        return 0 if last is None or counter <= last else counter - last - 1
+
     def accept(self, system_title: bytes, counter: int) -> int:
         """Record a frame that decrypted or verified; return the pushes missed before it.
 

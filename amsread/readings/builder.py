@@ -22,7 +22,7 @@ from amsread.dlms import axdr
 from amsread.dlms.apdu import DataNotification
 from amsread.dlms.axdr import Structure
 from amsread.errors import ApduError, AxdrError
-from amsread.model import LazyMessage
+from amsread.model import LazyMessage, Security
 from amsread.readings.described import described_tree
 from amsread.readings.plan import LayoutPlan, PlanMaker, collect_leaves
 from amsread.readings.profiles import Layout, Profile, ProfileSet
@@ -77,9 +77,26 @@ class ReadingsBuilder:
         self._titles: dict[bytes, tuple[str, str | None]] = {}
 
     def build(
-        self, notification: DataNotification, system_title: bytes | None = None
+        self,
+        notification: DataNotification,
+        system_title: bytes | None = None,
+        *,
+        security: Security | None = None,
+        received_at: float = 0.0,
     ) -> LazyMessage:
         """Readings for one notification; ``ApduError`` if its body is malformed."""
+        message = self._build(notification, system_title)
+        message.received_at = received_at
+        if security is not None:
+            message.invocation_counter = security.invocation_counter
+            message.authenticated = security.authenticated
+            if security.keys_swapped:
+                message.extra["keys_swapped"] = True
+            if security.missed_pushes:
+                message.extra["missed_pushes"] = security.missed_pushes
+        return message
+
+    def _build(self, notification: DataNotification, system_title: bytes | None) -> LazyMessage:
         body = notification.body_bytes
         title, manufacturer = self._title(system_title)
         key = (manufacturer, len(body))

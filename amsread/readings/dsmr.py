@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from amsread.errors import DecodeError
-from amsread.model import Message, Reading
+from amsread.model import Message, Reading, Security
 from amsread.readings.obis import describe
 
 _GROUP = re.compile(r"\(([^()]*)\)")
@@ -120,14 +120,32 @@ class TelegramParser:
         # telegram's cost was finding it again on every line.
         self._codes: dict[str, _Code | None] = {}
 
-    def parse(self, raw: bytes) -> Message:
+    def parse(
+        self,
+        raw: bytes,
+        system_title: bytes | None = None,
+        *,
+        security: Security | None = None,
+        received_at: float = 0.0,
+    ) -> Message:
+        """One telegram's readings; ``TelegramError`` if it is no telegram text."""
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError as exc:
             raise TelegramError(f"non-ASCII byte 0x{raw[exc.start]:02X} in the telegram") from None
         lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
         ident = lines[0].strip()[1:]
-        message = Message([], list_id=ident or None)
+        message = Message(
+            [],
+            list_id=ident or None,
+            system_title=system_title.hex().upper() if system_title is not None else None,
+            received_at=received_at,
+        )
+        if security is not None:
+            message.invocation_counter = security.invocation_counter
+            message.authenticated = security.authenticated
+            if security.missed_pushes:
+                message.extra["missed_pushes"] = security.missed_pushes
         media: dict[int, str] = {}
         for line in _joined(lines[1:]):
             reading = self._reading(line, media)

@@ -17,7 +17,7 @@ from amsread.dlms.ciphering import Ciphered, Plaintext, open_ciphered, parse_cip
 from amsread.dlms.keys import Keys
 from amsread.errors import AuthenticationError, DecodeError, DecryptionError
 from amsread.link.dsmr import DsmrFramer, Telegram
-from amsread.model import Event, Message, Notice
+from amsread.model import Event, Message, Notice, Security
 from amsread.readings.dsmr import TelegramParser
 
 if TYPE_CHECKING:
@@ -44,13 +44,16 @@ class TelegramReader:
         else:
             self._ciphered(payload, out)
 
-    def _message(self, text: bytes) -> Event:
+    def _message(
+        self, text: bytes, system_title: bytes | None = None, security: Security | None = None
+    ) -> Event:
         pipeline = self._pipeline
         try:
-            message = self.parser.parse(text)
+            message = self.parser.parse(
+                text, system_title, security=security, received_at=pipeline._clock()
+            )
         except DecodeError as exc:
             return pipeline._fail(exc)
-        message.received_at = pipeline._clock()
         pipeline.counters["messages"] += 1
         return message
 
@@ -64,16 +67,11 @@ class TelegramReader:
         except DecodeError as exc:
             out.append(pipeline._fail(exc, ciphered))
             return
-        event = self._message(telegram)
+        event = self._message(telegram, ciphered.system_title, pipeline._security(ciphered, plain))
         if isinstance(event, Message):
-            event.system_title = ciphered.system_title.hex().upper()
-            event.invocation_counter = ciphered.invocation_counter
-            event.authenticated = plain.authenticated
             if plain.authenticated is False:
                 pipeline.counters["unauthenticated"] += 1
-            missed = pipeline._accept(ciphered, plain)
-            if missed:
-                event.extra["missed_pushes"] = missed
+            pipeline._accept(ciphered, plain)
         out.append(event)
 
     def _open(self, ciphered: Ciphered, out: list[Event]) -> tuple[Plaintext, bytes]:
