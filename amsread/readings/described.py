@@ -5,13 +5,17 @@ plain A-XDR::
 
     structure(2) {
         enum                      the list's kind
-        array(n) of structure(4) {
-            class id              2 bytes, no tag
-            OBIS code             6 bytes, no tag
-            attribute             1 byte, no tag
+        array(n) of structure(2) {
+            class id              2 bytes, no tag  } the attribute descriptor,
+            OBIS code             6 bytes, no tag  } counted as one element
+            attribute             1 byte, no tag   }
             value                 tagged A-XDR (double-long-unsigned, …)
         }
     }
+
+Real pushes (ČEZ and EG.D captures published with esphome-libs/dlms_parser)
+count the bare descriptor as one element, so each element's structure says 2;
+a count of 4 (each field an element) is read the same way.
 
 ``described_tree`` reads that layout into the same ``axdr.Node`` tree the
 A-XDR decoder gives, with the bare fields as untagged nodes at their real
@@ -28,7 +32,9 @@ from amsread.errors import AxdrError
 #: Bytes of one element's bare header: structure tag and count, class id (2),
 #: OBIS code (6), attribute (1).
 _ELEMENT_HEAD = 2 + 2 + 6 + 1
-_ELEMENT_FIELDS = 4
+#: Element counts a structure header may give: descriptor and value (as the
+#: meters send it), or the four fields counted one by one.
+_ELEMENT_COUNTS = (2, 4)
 
 
 def described_tree(body: bytes) -> Node | None:
@@ -63,7 +69,7 @@ def _element(body: bytes, start: int) -> Node | None:
     """One ``{class id, OBIS, attribute, value}`` with its three bare fields."""
     if start + _ELEMENT_HEAD >= len(body):
         return None
-    if body[start] != axdr.STRUCTURE or body[start + 1] != _ELEMENT_FIELDS:
+    if body[start] != axdr.STRUCTURE or body[start + 1] not in _ELEMENT_COUNTS:
         return None
     at = start + 2
     class_id = Node(

@@ -16,7 +16,7 @@ scalers, units, a code for a leading list-version string) or *positional*
     sources = ["Kamstrup: 'Kamstrup HAN-NVE interface description'"]
 
     [match]                      # every key given must hold; more keys = more specific
-    list_id = ["Kamstrup_V0001"] # the list version string sent in the data
+    list_id = ["Kamstrup_V0001"] # the list id sent in the data; "ISK*": any id starting "ISK"
     items = [25, 35]             # element count of the notification body
     manufacturer = ["KAM"]       # system-title manufacturer flag
     capture_object = ["0.8.25.9.0.255"]  # a code the push's capture-object list names
@@ -214,10 +214,17 @@ def _score(criteria: Iterable[tuple[tuple[object, ...], object]]) -> int:
     score = 0
     for wanted, actual in criteria:
         if wanted:
-            if actual not in wanted:
+            if not any(_fits(w, actual) for w in wanted):
                 return -1
             score += 1
     return score
+
+
+def _fits(wanted: object, actual: object) -> bool:
+    """Equal, or a list id ending in '*' that ``actual`` starts with ("ISK*")."""
+    if isinstance(wanted, str) and wanted.endswith("*") and isinstance(actual, str):
+        return actual.startswith(wanted[:-1])
+    return wanted == actual
 
 
 # -- parsing and validation ------------------------------------------------

@@ -242,3 +242,46 @@ def test_profile_examples_in_the_readme_are_valid() -> None:
     for example in examples:
         profile = parse_profile(tomllib.loads(example), "README example")
         assert profile.name
+
+
+def test_a_list_id_ending_in_a_star_matches_every_id_that_starts_so(tmp_path: Path) -> None:
+    profile = load_profile(_write(tmp_path, VALID.replace('"MY_V1"', '["MY_*"]')))
+    profiles = ProfileSet([profile], builtin=())
+    assert profiles.select("MY_V1", 9, None) is profile
+    assert profiles.select("MY_", 9, None) is profile
+    assert profiles.select("XMY_V1", 9, None) is None  # a prefix, not a substring
+    assert profiles.select(None, 9, None) is None
+    exact = load_profile(_write(tmp_path, VALID))
+    assert ProfileSet([exact], builtin=()).select("MY_V12", 9, None) is None
+
+
+SLOVENIAN_9 = [b"ISK1020784605887", b"ISK84605887", 592, 0, 0, 112, 2313, 0, 0]
+
+
+def test_slovenian_layouts_need_the_iskraemeco_device_name() -> None:
+    profiles = ProfileSet()
+    found = profiles.select_positional("ISK1020784605887", SLOVENIAN_9, None)
+    assert found is not None and found[0].name == "iskraemeco-si"
+    assert found[1].name == "single-phase instantaneous list, 9 values"
+    # The same shape led by another name (or by a date-time): not these positions.
+    other = [b"ABC1020784605887", *SLOVENIAN_9[1:]]
+    assert profiles.select_positional("ABC1020784605887", other, None) is None
+    clock = [b"\x07\xe8\x0b\x16\x05\x14\x2c\x3b\x00\xff\xc4\x00", *SLOVENIAN_9[1:]]
+    assert profiles.select_positional(None, clock, None) is None
+
+
+def test_slovenian_lists_of_equal_length_are_told_apart_by_their_types() -> None:
+    profiles = ProfileSet()
+    name = "ISK1030789014731"
+    registers = [name.encode(), b"16820006", 1, b"\x00\x01", *[1] * 8]
+    instantaneous = [name.encode(), b"UP_3f", *[2314] * 10]
+    found = profiles.select_positional(name, registers, None)
+    assert found is not None and found[1].name == "list 2, 12 values"
+    found = profiles.select_positional(name, instantaneous, None)
+    assert found is not None and found[1].name == "Elektro Celje instantaneous list, 12 values"
+    single_phase = [name.encode(), b"ISK84605887", *[1] * 7]
+    register_list = [name.encode(), *[1] * 8]
+    found = profiles.select_positional(name, single_phase, None)
+    assert found is not None and found[1].name == "single-phase instantaneous list, 9 values"
+    found = profiles.select_positional(name, register_list, None)
+    assert found is not None and found[1].name == "register list, 9 values"
