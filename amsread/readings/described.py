@@ -37,32 +37,35 @@ _ELEMENT_HEAD = 2 + 2 + 6 + 1
 _ELEMENT_COUNTS = (2, 4)
 
 
-def described_tree(body: bytes) -> Node | None:
-    """The Node tree of a bare-described list, or None if ``body`` is not one."""
-    if len(body) < 6 or body[:2] != bytes((axdr.STRUCTURE, 2)) or body[2] != axdr.ENUM:
+def described_tree(data: bytes, at: int = 0) -> Node | None:
+    """The Node tree of a bare-described list, or None if it is not one.
+
+    The list is ``data[at:]`` and must end with ``data``; node offsets are
+    into ``data`` (a whole APDU, for annotating its bytes, or the body alone).
+    """
+    if len(data) - at < 6 or data[at : at + 2] != bytes((axdr.STRUCTURE, 2)):
         return None
-    if body[4] != axdr.ARRAY:
+    if data[at + 2] != axdr.ENUM or data[at + 4] != axdr.ARRAY:
         return None
-    kind = Node(axdr.ENUM, "enum", body[3], 2, 3, 4)
+    kind = Node(axdr.ENUM, "enum", data[at + 3], at + 2, at + 3, at + 4)
     try:
-        count, pos = axdr.decode_length(body, 5)
+        count, pos = axdr.decode_length(data, at + 5)
     except AxdrError:
         return None
     content = pos
     elements = []
     for _ in range(count):
-        element = _element(body, pos)
+        element = _element(data, pos)
         if element is None:
             return None
         elements.append(element)
         pos = element.end
-    if pos != len(body):
+    if pos != len(data):
         return None
-    array = Node(
-        axdr.ARRAY, "array", Array([e.value for e in elements]), 4, content, pos, tuple(elements)
-    )
+    values = Array([e.value for e in elements])
+    array = Node(axdr.ARRAY, "array", values, at + 4, content, pos, tuple(elements))
     value = Structure([kind.value, array.value])
-    return Node(axdr.STRUCTURE, "structure", value, 0, 2, pos, (kind, array))
+    return Node(axdr.STRUCTURE, "structure", value, at, at + 2, pos, (kind, array))
 
 
 def _element(body: bytes, start: int) -> Node | None:

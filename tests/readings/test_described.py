@@ -5,6 +5,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from amsread.app.cli import cli
 from amsread.dlms import axdr
 from amsread.dlms.apdu import parse_data_notification
 from amsread.model import LazyMessage, Message
@@ -139,3 +142,12 @@ def test_bodies_that_only_resemble_the_layout_are_not_read_as_it() -> None:
     three = body[:6] + bytes((axdr.STRUCTURE, 3)) + body[8:]
     assert described_tree(three) is None  # neither {descriptor, value} nor four fields
     assert described_tree(bytes.fromhex("0202160101")) is None  # too short to hold one
+
+
+def test_explain_reads_the_xt211_push_instead_of_calling_it_malformed() -> None:
+    result = CliRunner().invoke(cli, ["explain", xt211_apdu().hex()])
+    assert result.exit_code == 0, result.output
+    assert "decoded 1 of 1 APDUs" in result.output
+    assert "→ 22 readings" in result.output
+    assert "bad_apdu" not in result.output
+    assert "sagemcom-xt211-cz" in result.output

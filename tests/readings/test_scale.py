@@ -195,10 +195,11 @@ def test_slovenian_registers_nothing_confirms_stay_raw_and_are_said_once() -> No
     assert stderr.count("output raw") == 1
 
 
-# The Sagemcom XT211 layout as its decoders describe it (no public capture of
-# its DLMS push was found; the bytes are built to that description): a
-# structure {enum, array of {class id, OBIS, attribute} in bare bytes, then a
-# tagged value}.
+# The Sagemcom XT211 layout built to its description, with each element's
+# structure counting four fields (a real push, counting two, is in
+# tests/corpus/czech and tests/readings/test_described.py): a structure
+# {enum, array of {class id, OBIS, attribute} in bare bytes, then a tagged
+# value}. Without the Czech limiter no profile applies: unscaled values raw.
 XT211_BODY = (
     "0202"
     "1601"
