@@ -150,4 +150,4 @@ def test_explain_reads_the_xt211_push_instead_of_calling_it_malformed() -> None:
     assert "decoded 1 of 1 APDUs" in result.output
     assert "→ 22 readings" in result.output
     assert "bad_apdu" not in result.output
-    assert "sagemcom-xt211-cz" in result.output
+    assert "sagemcom-xt211-cz: capture_object 0.0.17.0.0.255 ✓ (chosen)" in result.output

@@ -8,17 +8,21 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from amsread.app.cli import cli
 from amsread.errors import UsageError
 from amsread.readings.obis import describe, parse_obis
 from amsread.readings.profiles import (
     ProfileSet,
     builtin_profiles,
+    criterion_met,
     load_profile,
     parse_profile,
 )
 from amsread.readings.units import UNITS
 
+SLOVENIA_CORPUS = Path(__file__).parent.parent / "corpus" / "slovenia"
 SNAKE = re.compile(r"[a-z][a-z0-9_]*\Z")
 BUILTIN_FILES = sorted(
     e.name
@@ -285,3 +289,18 @@ def test_slovenian_lists_of_equal_length_are_told_apart_by_their_types() -> None
     assert found is not None and found[1].name == "single-phase instantaneous list, 9 values"
     found = profiles.select_positional(name, register_list, None)
     assert found is not None and found[1].name == "register list, 9 values"
+
+
+def test_criterion_met_is_equality_or_a_prefix_for_a_trailing_star() -> None:
+    assert criterion_met(("ISK*",), "ISK1030783826316")
+    assert criterion_met((25, 35), 35)
+    assert not criterion_met(("ISK*",), "ISX1")
+    assert not criterion_met(("ISK*",), None)
+    assert not criterion_met(("ISK",), "ISK1")  # no star: exact
+    assert not criterion_met((25,), "25")
+
+
+def test_explain_shows_the_slovenian_list_id_criterion_met() -> None:
+    hex_text = (SLOVENIA_CORPUS / "list1_18_values.hex").read_text("utf-8")
+    result = CliRunner().invoke(cli, ["explain", "--file", "-"], input=hex_text)
+    assert 'iskraemeco-si: list_id "ISK1030783826316" ✓; values 18 ✓ (chosen)' in result.output
