@@ -6,6 +6,8 @@ import tomllib
 from pathlib import Path
 
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amsread.app.cli import cli
 from amsread.dlms import axdr
@@ -151,3 +153,14 @@ def test_explain_reads_the_xt211_push_instead_of_calling_it_malformed() -> None:
     assert "→ 22 readings" in result.output
     assert "bad_apdu" not in result.output
     assert "sagemcom-xt211-cz: capture_object 0.0.17.0.0.255 ✓ (chosen)" in result.output
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.integers(min_value=0, max_value=348), st.integers(0, 255))
+def test_described_tree_never_raises_on_line_bytes(noise: bytes, at: int, byte: int) -> None:
+    # Bytes from the line: random ones, and the real push with one byte changed.
+    body = parse_data_notification(xt211_apdu(), lazy=True).body_bytes
+    mutated = body[:at] + bytes((byte,)) + body[at + 1 :]
+    for data in (noise, b"\x02\x02\x16\x01\x01" + noise, mutated):
+        tree = described_tree(data)
+        assert tree is None or tree.end == len(data)
