@@ -550,3 +550,33 @@ def test_raw_readings_are_not_published_and_said_once() -> None:
     discovery = [p for _m, ps in sent for t, p, _r in ps if t.endswith("/config")]
     assert len(discovery) == 1  # sent when a reading first appears, not again
     assert json.loads(discovery[0])["device"]["manufacturer"] == "Kamstrup"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -7,
+        2**70,
+        230.1,
+        -0.5,
+        1e-7,
+        1e22,
+        0.1 + 0.2,
+        float("nan"),
+        float("inf"),
+        True,
+        None,
+        [1, "a"],
+    ],
+)
+def test_reading_values_are_written_as_json_dumps_writes_them(value: object) -> None:
+    from amsread.output.mqtt import value_text
+
+    assert value_text(value) == json.dumps(value)  # type: ignore[arg-type]
+
+
+def test_text_values_are_published_bare() -> None:
+    from amsread.output.mqtt import value_text
+
+    assert value_text("Kamstrup_V0001") == "Kamstrup_V0001"
