@@ -191,6 +191,8 @@ class MqttWriter:
         self.log = log
         self._state = _StateText()
         self._meters: dict[str, _Meter] = {}
+        #: The same meters by the id or system title they send, before topic_id().
+        self._by_sent_id: dict[str | None, _Meter] = {}
         self._raw_warned = False
         self.queue = MqttQueue(options, log, on_connect=self._announce_all)
 
@@ -229,10 +231,14 @@ class MqttWriter:
         self.queue.close()
 
     def _meter(self, message: Message) -> _Meter:
-        name = meter_name(message)
-        meter = self._meters.get(name)
+        sent_id = message.meter_id or message.system_title
+        meter = self._by_sent_id.get(sent_id)
         if meter is None:
-            meter = self._meters[name] = _Meter(Topics(self.options.url.path, name))
+            name = meter_name(message)
+            meter = self._meters.get(name)
+            if meter is None:
+                meter = self._meters[name] = _Meter(Topics(self.options.url.path, name))
+            self._by_sent_id[sent_id] = meter
         return meter
 
     def _discovery(self, meter: _Meter, message: Message) -> dict[str, Any]:
