@@ -580,3 +580,57 @@ def test_text_values_are_published_bare() -> None:
     from amsread.output.mqtt import value_text
 
     assert value_text("Kamstrup_V0001") == "Kamstrup_V0001"
+
+
+def test_a_fast_replay_arrives_whole_and_in_order(broker: Broker, tmp_path: Path) -> None:
+    # Far more messages than the window of unacknowledged ones: it fills and drains many times.
+    count = 400
+    capture = tmp_path / "k.bin"
+    capture.write_bytes(kamstrup_stream(count))
+    subscriber = Subscriber(broker.port, topic="amsread/27581522/state")
+    try:
+        url = f"mqtt://127.0.0.1:{broker.port}"
+        run = amsread("-v", "replay", str(capture), *KEYS, "--format", "none", "--mqtt", url)
+        assert run.returncode == 0, run.stderr
+        # Every batch acknowledged: the messages and their discovery message.
+        assert f"mqtt_messages={count + 1} " in run.stderr, run.stderr
+        assert subscriber.wait_for(lambda: len(_states(subscriber)) >= count)
+        counters = _first_seen(_counters(_states(subscriber)))
+        assert len(counters) == count
+        assert counters == sorted(counters)
+    finally:
+        subscriber.close()
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __getattr__(self, level: str) -> object:
+        return lambda text, **fields: self.lines.append(f"{level} {text} {fields}")
+
+
+def test_a_meter_that_appears_later_is_announced_online_then_offline(broker: Broker) -> None:
+    from amsread.output.mqtt import MqttOptions
+    from amsread.output.mqtt_queue import MqttQueue
+
+    subscriber = Subscriber(broker.port, topic="q/+/status")
+    log = _Lines()
+    queue = MqttQueue(MqttOptions(parse_broker_url(f"mqtt://127.0.0.1:{broker.port}/q")), log)
+    try:
+        queue.put("first", (("q/first/state", "{}", False),))
+        assert subscriber.wait_for(lambda: subscriber.on("q/first/status") == [b"online"])
+        queue.put("second", (("q/second/state", "{}", False),))
+        assert subscriber.wait_for(lambda: subscriber.on("q/second/status") == [b"online"])
+        assert queue.report()["mqtt_connects"] == 1
+    finally:
+        queue.close()
+    try:
+        for meter in ("first", "second"):
+            topic = f"q/{meter}/status"
+            assert subscriber.wait_for(lambda t=topic: subscriber.on(t)[-1:] == [b"offline"])
+        assert queue.report()["mqtt_messages"] == 2
+        assert queue.report()["mqtt_queued"] == 0
+        assert not any("warning" in line for line in log.lines), log.lines
+    finally:
+        subscriber.close()
