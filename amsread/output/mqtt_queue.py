@@ -98,8 +98,15 @@ class MqttQueue:
                 if self._connected:
                     self._new_meters.append(meter)
             if self.options.wait_when_full:
-                while len(self._queue) >= self.bound and self._connected and not self._stopping:
+                # Also before the first connection is up (no failure named yet):
+                # a file read faster than a broker connects loses nothing.
+                while (
+                    len(self._queue) >= self.bound
+                    and (self._connected or self._problem is None)
+                    and not self._stopping
+                ):
                     self._lock.wait(0.5)
+            idle = not self._queue
             self._queue.append(batch)
             if len(self._queue) > self.bound:
                 self._drop_oldest()
@@ -107,7 +114,8 @@ class MqttQueue:
                 if not self._spool.append(batch):
                     self._spool.rewrite(self._pending())
                 self._spool_problem()
-            self._wake()
+            if idle:  # else the loop takes it with the rest, at the next acknowledgement
+                self._wake()
 
     def _drop_oldest(self) -> None:
         self._queue.popleft()

@@ -634,3 +634,25 @@ def test_a_meter_that_appears_later_is_announced_online_then_offline(broker: Bro
         assert not any("warning" in line for line in log.lines), log.lines
     finally:
         subscriber.close()
+
+
+def test_a_replay_faster_than_the_first_connect_waits_instead_of_dropping(broker: Broker) -> None:
+    from amsread.output.mqtt import MqttOptions
+    from amsread.output.mqtt_queue import MqttQueue
+
+    subscriber = Subscriber(broker.port, topic="w/m/state")
+    url = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}/w")
+    queue = MqttQueue(MqttOptions(url, wait_when_full=True), _Lines(), bound=5)
+    try:
+        # All put before the broker can have answered the first connect.
+        for number in range(50):
+            queue.put("m", (("w/m/state", str(number), False),))
+    finally:
+        queue.close()
+    try:
+        assert queue.report()["mqtt_dropped"] == 0
+        expected = [str(n).encode() for n in range(50)]
+        assert subscriber.wait_for(lambda: subscriber.on("w/m/state")[-1:] == [b"49"])
+        assert list(dict.fromkeys(subscriber.on("w/m/state"))) == expected
+    finally:
+        subscriber.close()
