@@ -656,3 +656,25 @@ def test_a_replay_faster_than_the_first_connect_waits_instead_of_dropping(broker
         assert list(dict.fromkeys(subscriber.on("w/m/state"))) == expected
     finally:
         subscriber.close()
+
+
+def test_an_idle_connection_is_kept_alive_by_our_own_loop(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import amsread.output.mqtt_queue as mqtt_queue
+    from amsread.output.mqtt import MqttOptions
+
+    # The broker drops a client silent for 1.5 keepalives: the loop must ping.
+    monkeypatch.setattr(mqtt_queue, "KEEPALIVE", 2)
+    log = _Lines()
+    url = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}/idle")
+    queue = mqtt_queue.MqttQueue(MqttOptions(url), log)
+    try:
+        queue.put("m", (("idle/m/state", "1", False),))
+        time.sleep(8)
+        queue.put("m", (("idle/m/state", "2", False),))
+    finally:
+        queue.close()
+    assert queue.report()["mqtt_connects"] == 1, log.lines
+    assert queue.report()["mqtt_messages"] == 2
+    assert not any("connection lost" in line for line in log.lines), log.lines
