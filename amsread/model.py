@@ -137,7 +137,8 @@ class Message:
     what the JSON-lines writer and the plausibility checks read; ``readings``
     (``Reading`` objects, ~7 µs for 30) is made the first time something asks,
     and kept. Two messages are equal when they say the same: same readings,
-    same facts.
+    same facts. Nothing changes a message once built (its readings included):
+    ``replace`` makes a changed copy.
     """
 
     __slots__ = (
