@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from amsread.app.cli import cli
 from amsread.dlms import axdr
 from amsread.dlms.apdu import parse_data_notification
-from amsread.model import LazyMessage, Message
+from amsread.model import Message
 from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.described import described_tree
 
@@ -24,7 +24,7 @@ def xt211_apdu() -> bytes:
     return bytes.fromhex("".join(case["hex"].split()))
 
 
-def build(apdu: bytes) -> LazyMessage:
+def build(apdu: bytes) -> Message:
     builder = ReadingsBuilder()
     first = builder.build(parse_data_notification(apdu, lazy=True))
     # The second message goes through the compiled plan: same result.
@@ -56,7 +56,7 @@ def test_real_xt211_push_reads_as_22_self_naming_elements() -> None:
 def test_real_xt211_push_gets_watts_and_watt_hours_from_the_czech_profile() -> None:
     message = build(xt211_apdu())
     assert message.profile == "sagemcom-xt211-cz"
-    assert message.extra["shape"] == "class-obis-attribute-value list"
+    assert message.shape == "class-obis-attribute-value list"
     got = values(message)
     assert got["meter_serial"] == ("5100005149", None)
     assert got["tariff"] == ("T2", None)

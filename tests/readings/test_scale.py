@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from amsread.app.cli import cli
 from amsread.app.runner import Reporter
 from amsread.dlms.apdu import parse_data_notification
-from amsread.model import LazyMessage, Message, Reading
+from amsread.model import Message, Reading
 from amsread.output.writers import CsvWriter, InfluxWriter, JsonlWriter, message_dict
 from amsread.readings.builder import ReadingsBuilder
 
@@ -82,7 +82,7 @@ UNSCALED_APDU = bytes.fromhex(
 )
 
 
-def unscaled_message() -> LazyMessage:
+def unscaled_message() -> Message:
     return ReadingsBuilder().build(parse_data_notification(UNSCALED_APDU))
 
 
@@ -91,7 +91,7 @@ def test_a_unit_quantity_without_any_scale_is_output_raw_with_unit_null() -> Non
     voltage, power_factor = message.readings
     assert voltage == Reading("1.0.32.7.0.255", "voltage_l1", 2357, None, raw=True)
     assert power_factor == Reading("1.0.13.7.0.255", "power_factor", 941, None, raw=True)
-    [note] = message.extra["raw_readings"]  # type: ignore[misc]
+    [note] = message.raw_notes
     assert note.startswith("2 readings are output raw")
     assert 'voltage_l1 (1.0.32.7.0.255): [[implied]] obis = "1.0.32.7.0.255", scaler = N' in note
     assert '[[implied]] obis = "1.0.13.7.0.255", scaler = N' in note
@@ -227,7 +227,7 @@ def test_xt211_bare_described_list_is_named_from_obis_and_unscaled_values_are_ra
     builder = ReadingsBuilder()
     for _ in range(2):  # the second message goes through the compiled plan
         message = builder.build(parse_data_notification(apdu, lazy=True))
-        assert message.extra["shape"] == "class-obis-attribute-value list"
+        assert message.shape == "class-obis-attribute-value list"
         assert message.readings == [
             Reading("1.0.1.8.0.255", "active_energy_import", 0x12345, None, raw=True),
             Reading("1.0.32.7.0.255", "voltage_l1", 0x08FD, None, raw=True),

@@ -267,7 +267,7 @@ class ApduExplainer:
         section.outcome = "decoded"
         section.summary += f" → {len(message.readings)} readings"
         self._collect_secrets(message, value_nodes)
-        hint = message.extra.get("hint")
+        hint = message.hint
         positional = getattr(extracted, "positional", extracted.shape == "positional")
         if hint or (positional and profile is None):
             section.outcome = "failed"
