@@ -8,30 +8,23 @@ imported inside the commands so that ``amsread --help`` starts fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
 from amsread import __version__
 from amsread.app.diagnose_commands import check_key, explain, profile
 from amsread.app.listen_command import listen
-from amsread.app.mqtt_options import mqtt_options, mqtt_writer
+from amsread.app.mqtt_options import BrokerOptions, mqtt_options, mqtt_writer
 from amsread.app.options import (
+    OutputOptions,
+    SecurityOptions,
     add_global_options,
+    framing_option,
+    output_options,
+    security_options,
 )
-from amsread.app.wiring import (
-    _framing,
-    _framing_option,
-    _key_options,
-    _output_options,
-    _setup,
-    _stdout_gone,
-    _usage_errors,
-)
+from amsread.app.wiring import set_up, stdout_gone, usage_errors
 from amsread.errors import UsageError
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,16 +57,15 @@ def cli(verbose: int, quiet: int, log_format: str) -> None:
     metavar="FILE",
     help="Read hex text from FILE ('-' for stdin) instead of arguments.",
 )
-@_key_options
-@_output_options
-@_framing_option
+@security_options
+@output_options
+@framing_option
 def decode(
     hex_words: tuple[str, ...],
     file: str | None,
-    key: str | None,
-    auth_key: str | None,
-    fmt: str,
-    profiles: tuple[str, ...],
+    security: SecurityOptions,
+    output: OutputOptions,
+    framing: str,
 ) -> None:
     """Decode frames or APDUs given as hex.
 
@@ -85,26 +77,23 @@ def decode(
     from amsread.app.sources import read_hex_input
     from amsread.link.framing import framing_for_hex
 
-    with _usage_errors():
+    with usage_errors():
         if file is not None and hex_words:
             raise UsageError("give hex either as arguments or with --file, not both")
         if file is None and not hex_words:
             raise UsageError("no hex given: pass it as arguments, or use --file F ('-': stdin)")
         hex_input = read_hex_input(hex_words, file)
         data = hex_input.data
-        framing = _framing()
         if framing == "auto":
             framing = framing_for_hex(data)
-        pipeline, writer, reporter = _setup(
-            key, auth_key, fmt, profiles, framing="hdlc" if framing == "raw" else framing
-        )
+        setup = set_up(security, output, "hdlc" if framing == "raw" else framing)
         if framing != "raw":
-            run([data], pipeline, writer, reporter)
+            run([data], setup.pipeline, setup.writer, setup.reporter)
         else:
             # One APDU per non-empty line (a file of APDUs), or all of it as one.
-            run_apdus(hex_input.messages(), pipeline, writer, reporter)
-    status = exit_status(reporter)
-    if status and not reporter.failures:
+            run_apdus(hex_input.messages(), setup.pipeline, setup.writer, setup.reporter)
+    status = exit_status(setup.reporter)
+    if status and not setup.reporter.failures:
         click.echo(
             "amsread: error: no valid frame in the input (run with -v for details)", err=True
         )
@@ -113,24 +102,29 @@ def decode(
 
 @cli.command()
 @click.argument("capture", metavar="CAPTURE")
-@_key_options
-@_output_options
-@_framing_option
+@security_options
+@output_options
+@framing_option
 @mqtt_options
 def replay(
-    capture: str, key: str | None, auth_key: str | None, fmt: str, profiles: tuple[str, ...]
+    capture: str,
+    security: SecurityOptions,
+    output: OutputOptions,
+    framing: str,
+    broker: BrokerOptions,
 ) -> None:
     """Decode a raw capture (bytes as read from the line; '-' for stdin)."""
     from amsread.app.runner import exit_status, run, summarize
     from amsread.app.sources import read_chunks
     from amsread.diagnose.silence import SilenceWatch
 
-    with _usage_errors():
-        pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
-        reporter.silence = SilenceWatch(_framing())
-        writer, _queue = mqtt_writer(writer, reporter.log, replay=True)
-        run(read_chunks(capture), pipeline, writer, reporter)
-    summarize(pipeline, reporter)
+    with usage_errors():
+        setup = set_up(security, output, framing)
+        reporter = setup.reporter
+        reporter.silence = SilenceWatch(framing)
+        writer, _queue = mqtt_writer(broker, setup.writer, reporter.log, replay=True)
+        run(read_chunks(capture), setup.pipeline, writer, reporter)
+    summarize(setup.pipeline, reporter)
     sys.exit(exit_status(reporter))
 
 
@@ -155,13 +149,13 @@ def demo(fmt: str) -> None:
         resources.files("amsread").joinpath("readings/data/demo.toml").read_text("utf-8")
     )
     click.echo(f"# {example['source']}", err=True)
-    with _usage_errors():
-        pipeline, writer, reporter = _setup(example["key"], example["auth_key"], fmt, ())
-        run([parse_hex(example["frame"])], pipeline, writer, reporter)
-    sys.exit(0 if reporter.messages else 1)
+    with usage_errors():
+        security = SecurityOptions(key=example["key"], auth_key=example["auth_key"])
+        setup = set_up(security, OutputOptions(fmt), "hdlc")
+        run([parse_hex(example["frame"])], setup.pipeline, setup.writer, setup.reporter)
+    sys.exit(0 if setup.reporter.messages else 1)
 
 
-#: Settings from --config and AMSREAD_* variables, for what click cannot apply itself.
 cli.add_command(listen)
 cli.add_command(explain)
 cli.add_command(check_key)
@@ -177,4 +171,4 @@ def main() -> None:
         cli()
     except BrokenPipeError:
         # The reader went away (``amsread … | head``): exit quietly, like cat.
-        _stdout_gone()
+        stdout_gone()

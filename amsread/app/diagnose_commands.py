@@ -13,7 +13,7 @@ from amsread.app.options import (
     key_file_options,
     key_texts,
 )
-from amsread.app.wiring import _usage_errors
+from amsread.app.wiring import usage_errors
 from amsread.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -134,7 +134,7 @@ def explain(
     from amsread.dlms.keys import resolve_keys
     from amsread.readings.profiles import ProfileSet, load_profile
 
-    with _usage_errors():
+    with usage_errors():
         data, apdus, source = _diagnostic_input(hex_words, file, capture)
         # As listen finds them: flag or env, key file, systemd credential.
         keys = resolve_keys(key, auth_key, key_file, auth_key_file)
@@ -197,7 +197,7 @@ def check_key(
     from amsread.diagnose.checkkey import check_keys, collect_frames, render_report
     from amsread.dlms.keys import CREDENTIAL_AUTH_KEY, CREDENTIAL_KEY
 
-    with _usage_errors():
+    with usage_errors():
         # Keys as listen finds them: flags, environment, key files, systemd credentials.
         candidates = key_texts(keys, key_file, "AMSREAD_KEY", CREDENTIAL_KEY, "encryption key")
         if not candidates:
@@ -243,7 +243,7 @@ def profile_draft(
     from amsread.model import Message
     from amsread.pipeline import Pipeline
 
-    with _usage_errors():
+    with usage_errors():
         data, apdus, _ = _diagnostic_input(hex_words, file, capture)
         keys = Keys(
             parse_key(key, "encryption key (--key)") if key else None,

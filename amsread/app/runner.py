@@ -138,11 +138,25 @@ class Reporter:
             self.log.warning(text, **clean)
 
 
-def run(chunks: Iterable[bytes], pipeline: Pipeline, writer: Writer, reporter: Reporter) -> None:
-    """Feed every chunk through the pipeline; write messages as they complete."""
+def run(
+    chunks: Iterable[bytes],
+    pipeline: Pipeline,
+    writer: Writer,
+    reporter: Reporter,
+    *,
+    observer: Callable[[list[Event]], object] | None = None,
+) -> None:
+    """Feed every chunk through the pipeline; write messages as they complete.
+
+    ``observer`` is shown each chunk's events before the next chunk is read
+    (listen's serial-setting detection learns from them).
+    """
     relax_gc()
     for chunk in chunks:
-        _emit(pipeline.feed(chunk), writer, reporter)
+        events = pipeline.feed(chunk)
+        _emit(events, writer, reporter)
+        if observer is not None:
+            observer(events)
         if reporter.messages == 0 and reporter.silence is not None:
             _watch_silence(chunk, pipeline, reporter)
     _emit(pipeline.close(), writer, reporter)

@@ -43,7 +43,6 @@ from amsread.app.listen import (
     serial_settings_apply,
 )
 from amsread.app.log import configure
-from amsread.app.runner import Reporter
 from amsread.dlms.keys import Keys, parse_key
 from amsread.model import Message
 from amsread.pipeline import Pipeline
@@ -348,8 +347,8 @@ def detect(
     """Run a listener in-process until a message decodes or ``seconds`` pass."""
     keys = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))
     pipeline = Pipeline(keys, allow_replay=True)
-    reporter = Reporter(structlog.get_logger())
-    listener = Listener(port, order, pipeline, reporter, probe_seconds=probe, read_timeout=0.05)
+    log = structlog.get_logger()
+    listener = Listener(port, order, pipeline, log, probe_seconds=probe, read_timeout=0.05)
     messages = 0
     timer = threading.Timer(seconds, listener.stop)
     timer.start()
@@ -359,7 +358,10 @@ def detect(
     try:
         with capture_logs() as logs:
             for chunk in listener.chunks():
-                messages += sum(isinstance(e, Message) for e in pipeline.feed(chunk))
+                # As runner.run does for listen: the listener is told what each chunk gave.
+                events = pipeline.feed(chunk)
+                listener.observe(events)
+                messages += sum(isinstance(e, Message) for e in events)
                 if messages:
                     listener.stop()
     finally:
@@ -375,6 +377,7 @@ def test_auto_detection_rejects_settings_that_garble_and_picks_2400_8e1() -> Non
     order = (*AUTO_SETTINGS[1:], AUTO_SETTINGS[0])
     listener, logs, messages = detect("garble://2400/E?interval=0.05", order, TIMEOUT)
     assert messages == 1
+    assert listener.messages == 1  # learnt from the events, as the reporter counts them
     assert listener.settings == SerialSettings(2400, "E")
     assert not listener.detecting
     [found] = [e for e in logs if e["event"] == "serial settings detected"]
