@@ -1,33 +1,56 @@
 """The ``amsread`` command line: the command group, decode, replay and demo.
 
 The daemon's command is in ``listen_command``, the diagnostics in
-``diagnose_commands``, what they share in ``wiring``. Heavy modules are
-imported inside the commands so that ``amsread --help`` starts fast.
+``diagnose_commands``, what they share in ``wiring``; those modules are
+imported only when their command runs or ``--help`` lists it. Heavy modules
+are imported inside the commands so that ``amsread --help`` starts fast.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from amsread import __version__
-from amsread.app.diagnose_commands import check_key, explain, profile
-from amsread.app.listen_command import listen
-from amsread.app.mqtt_options import BrokerOptions, mqtt_options, mqtt_writer
+from amsread.app.mqtt_options import mqtt_options
 from amsread.app.options import (
-    OutputOptions,
-    SecurityOptions,
     add_global_options,
     framing_option,
     output_options,
     security_options,
 )
-from amsread.app.wiring import set_up, stdout_gone, usage_errors
-from amsread.errors import UsageError
+
+if TYPE_CHECKING:
+    from amsread.app.settings import BrokerOptions, OutputOptions, SecurityOptions
+
+#: Commands kept in their own modules: (module, attribute) by command name.
+LAZY_COMMANDS = {
+    "listen": ("amsread.app.listen_command", "listen"),
+    "explain": ("amsread.app.diagnose_commands", "explain"),
+    "check-key": ("amsread.app.diagnose_commands", "check_key"),
+    "profile": ("amsread.app.diagnose_commands", "profile"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CommandGroup(click.Group):
+    """A group that imports a command of ``LAZY_COMMANDS`` when it is first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[cmd_name]
+            # __import__, not importlib.import_module: -X importtime sees it (bench/run.py).
+            command = getattr(__import__(module, fromlist=[attribute]), attribute)
+            add_global_options(command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", count=True, help="Less log output.")
 @click.option(
@@ -75,6 +98,8 @@ def decode(
     """
     from amsread.app.runner import exit_status, run, run_apdus
     from amsread.app.sources import read_hex_input
+    from amsread.app.wiring import set_up, usage_errors
+    from amsread.errors import UsageError
     from amsread.link.framing import framing_for_hex
 
     with usage_errors():
@@ -114,8 +139,10 @@ def replay(
     broker: BrokerOptions,
 ) -> None:
     """Decode a raw capture (bytes as read from the line; '-' for stdin)."""
+    from amsread.app.mqtt_options import mqtt_writer
     from amsread.app.runner import exit_status, run, summarize
     from amsread.app.sources import read_chunks
+    from amsread.app.wiring import set_up, usage_errors
     from amsread.diagnose.silence import SilenceWatch
 
     with usage_errors():
@@ -143,7 +170,9 @@ def demo(fmt: str) -> None:
     from importlib import resources
 
     from amsread.app.runner import run
+    from amsread.app.settings import OutputOptions, SecurityOptions
     from amsread.app.sources import parse_hex
+    from amsread.app.wiring import set_up, usage_errors
 
     example = tomllib.loads(
         resources.files("amsread").joinpath("readings/data/demo.toml").read_text("utf-8")
@@ -156,13 +185,9 @@ def demo(fmt: str) -> None:
     sys.exit(0 if setup.reporter.messages else 1)
 
 
-cli.add_command(listen)
-cli.add_command(explain)
-cli.add_command(check_key)
-cli.add_command(profile)
-
 # -v, -q and --log-format after the command too (amsread replay x.bin -v).
-add_global_options(cli)
+for _command in (decode, replay, demo):
+    add_global_options(_command)
 
 
 def main() -> None:
@@ -171,4 +196,6 @@ def main() -> None:
         cli()
     except BrokenPipeError:
         # The reader went away (``amsread … | head``): exit quietly, like cat.
+        from amsread.app.wiring import stdout_gone
+
         stdout_gone()

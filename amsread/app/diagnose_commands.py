@@ -13,7 +13,6 @@ from amsread.app.options import (
     key_file_options,
     key_texts,
 )
-from amsread.app.wiring import usage_errors
 from amsread.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,6 +129,7 @@ def explain(
     data as a tree, readings, the profile chosen) and, for each failure, its
     cause and a next step. Exit status 0 when everything decoded, 1 otherwise.
     """
+    from amsread.app.wiring import usage_errors
     from amsread.diagnose.explain import explain_apdus, explain_stream, render_json, render_text
     from amsread.dlms.keys import resolve_keys
     from amsread.readings.profiles import ProfileSet, load_profile
@@ -194,6 +194,7 @@ def check_key(
     key's format (length, 0x, spaces, ASCII text). Keys are never printed.
     Exit status 0 when the keys work, 1 otherwise.
     """
+    from amsread.app.wiring import usage_errors
     from amsread.diagnose.checkkey import check_keys, collect_frames, render_report
     from amsread.dlms.keys import CREDENTIAL_AUTH_KEY, CREDENTIAL_KEY
 
@@ -237,6 +238,7 @@ def profile_draft(
     Takes the input of 'decode'/'explain'; several messages of one list give
     better guesses. Inferred entries are marked; the others say what to check.
     """
+    from amsread.app.wiring import usage_errors
     from amsread.diagnose.draft import draft_profile
     from amsread.dlms.keys import Keys, parse_key
     from amsread.link.framing import framing_for_hex

@@ -1,6 +1,6 @@
 """``--mqtt`` and its options for ``listen`` and ``replay``: click glue only.
 
-``mqtt_options`` hands the command one ``BrokerOptions`` (as ``broker``);
+``mqtt_options`` hands the command one ``settings.BrokerOptions`` (as ``broker``);
 ``mqtt_writer`` wraps the command's writer with a publisher when ``--mqtt``
 was given. paho-mqtt and the publisher are imported only then.
 """
@@ -9,32 +9,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 if TYPE_CHECKING:
     from amsread.app.log import Logger
+    from amsread.app.settings import BrokerOptions
     from amsread.model import Message
     from amsread.output.mqtt_queue import MqttQueue
     from amsread.output.writers import Writer
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerOptions:
-    """Where to publish (``url`` None: nowhere) and how: TLS, spool, Home Assistant."""
-
-    url: str | None = None
-    password_file: str | None = None
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
-    spool: str | None = None
-    ha_prefix: str = "homeassistant"
-    ha_discovery: bool = True
 
 
 def mqtt_options(func: F) -> F:
@@ -53,6 +39,8 @@ def mqtt_options(func: F) -> F:
         ha_discovery: bool | None,
         **kwargs: Any,
     ) -> Any:
+        from amsread.app.settings import BrokerOptions
+
         broker = BrokerOptions(
             mqtt,
             mqtt_password_file,

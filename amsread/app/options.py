@@ -1,9 +1,10 @@
-"""The commands' options as typed values, built once when a command is called.
+"""The commands' option groups; each hands its command one typed value.
 
 click resolves every value (a flag, else the option's environment variable,
 else ``listen``'s config file through click's ``default_map``, else the
 built-in default); the decorators here then hand the command one frozen
-object per group of options instead of loose keyword arguments:
+object per group of options (``amsread.app.settings``) instead of loose
+keyword arguments:
 
 * ``SecurityOptions`` (``security_options``): keys, key files, the state
   file and the replay policy;
@@ -24,52 +25,22 @@ import functools
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from click.core import ParameterSource
 
 from amsread.errors import UsageError
 
+if TYPE_CHECKING:
+    from amsread.app.settings import LogChoice
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The --framing choices, as framing.FRAMINGS (tests/app/test_cli.py holds them
 #: equal): spelled out so that --help does not import the link layers.
 FRAMINGS = ("auto", "hdlc", "mbus", "dsmr", "raw")
-
-
-@dataclass(frozen=True, slots=True)
-class SecurityOptions:
-    """Where the keys come from, and how replayed frames are guarded against."""
-
-    key: str | None = None
-    auth_key: str | None = None
-    key_file: str | None = None
-    auth_key_file: str | None = None
-    #: Keeps the last invocation counter per meter across restarts.
-    state_file: str | None = None
-    allow_replay: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class OutputOptions:
-    """What is written where: ``--format``, ``--output``, ``--time``, ``--profile``."""
-
-    fmt: str = "jsonl"
-    #: None: stdout.
-    path: str | None = None
-    time_source: str = "meter"
-    profiles: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LogChoice:
-    """-v minus -q and --log-format, before or after the command; None: not given."""
-
-    verbosity: int | None
-    fmt: str | None
 
 
 def _apply_options(func: F, options: tuple[Callable[[F], F], ...]) -> F:
@@ -93,6 +64,8 @@ def security_options(func: F) -> F:
         allow_replay: bool,
         **kwargs: Any,
     ) -> Any:
+        from amsread.app.settings import SecurityOptions
+
         security = SecurityOptions(
             key, auth_key, key_file, auth_key_file, state_file, bool(allow_replay)
         )
@@ -155,6 +128,8 @@ def output_options(func: F) -> F:
         time_source: str | None,
         **kwargs: Any,
     ) -> Any:
+        from amsread.app.settings import OutputOptions
+
         chosen = OutputOptions(fmt, output, time_source or "meter", tuple(profiles))
         return func(*args, output=chosen, **kwargs)
 
@@ -227,15 +202,14 @@ def _global_params() -> list[click.Parameter]:
     ]
 
 
-def add_global_options(group: click.Group) -> None:
-    """Let every command of ``group`` take -v, -q and --log-format after its name too."""
-    for command in group.commands.values():
-        known = {opt for param in command.params for opt in getattr(param, "opts", ())}
-        added = [p for p in _global_params() if not known.intersection(p.opts)]
-        command.params.extend(added)
-        if command.callback is not None:
-            names = tuple(p.name for p in added if p.name)
-            command.callback = _logging_first(command.callback, names)
+def add_global_options(command: click.Command) -> None:
+    """Let ``command`` take -v, -q and --log-format after its name too."""
+    known = {opt for param in command.params for opt in getattr(param, "opts", ())}
+    added = [p for p in _global_params() if not known.intersection(p.opts)]
+    command.params.extend(added)
+    if command.callback is not None:
+        names = tuple(p.name for p in added if p.name)
+        command.callback = _logging_first(command.callback, names)
 
 
 def _logging_first(callback: F, names: tuple[str, ...]) -> F:
@@ -262,6 +236,8 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 def logging_choice(ctx: click.Context) -> LogChoice:
     """-v/-q and --log-format given before or after the command (``ctx``: the command's)."""
+    from amsread.app.settings import LogChoice
+
     group = ctx.parent
     before = group.params if group is not None else {}
     own = ctx.params

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, TextIO, cast
 
 import click
 
-from amsread.app.options import FRAMINGS, OutputOptions, SecurityOptions
+from amsread.app.options import FRAMINGS
 from amsread.app.outfile import OutputError
 from amsread.errors import UsageError
 
 if TYPE_CHECKING:
     from amsread.app.outfile import OutputFile
     from amsread.app.runner import Reporter
+    from amsread.app.settings import OutputOptions, SecurityOptions
     from amsread.dlms.replay import InvocationTracker
     from amsread.output.writers import Writer
     from amsread.pipeline import Pipeline
