@@ -11,14 +11,17 @@ import gc
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amsread import reasons
-from amsread.diagnose.silence import SilenceWatch
 from amsread.model import Event, Failure, Message, Notice, Rejected, Skipped
 from amsread.output.writers import Writer
 from amsread.pipeline import Pipeline
 from amsread.readings.sanity import SanityChecker
+
+if TYPE_CHECKING:
+    # Made by replay and listen only: decode does not import it.
+    from amsread.diagnose.silence import SilenceWatch
 
 #: First-generation threshold of the cyclic garbage collector while decoding
 #: (CPython's default: 700). A 64 KiB chunk of a capture yields ~130 messages,

@@ -201,6 +201,7 @@ DAEMON_AND_DIAGNOSTICS = {
     "amsread.app.metrics",
     "amsread.app.diagnose_commands",
     "amsread.diagnose.explain",
+    "amsread.diagnose.silence",
     "amsread.output.mqtt",
     "serial",
     "paho",

@@ -341,11 +341,17 @@ def garble_urls() -> Iterator[None]:
     serial.protocol_handler_packages.remove("fakeports")
 
 
+RADIUS_KEYS = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))
+
+
 def detect(
-    port: str, order: tuple[SerialSettings, ...], seconds: float, probe: float = 0.3
+    port: str,
+    order: tuple[SerialSettings, ...],
+    seconds: float,
+    probe: float = 0.3,
+    keys: Keys = RADIUS_KEYS,
 ) -> tuple[Listener, list[dict[str, Any]], int]:
     """Run a listener in-process until a message decodes or ``seconds`` pass."""
-    keys = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))
     pipeline = Pipeline(keys, allow_replay=True)
     log = structlog.get_logger()
     listener = Listener(port, order, pipeline, log, probe_seconds=probe, read_timeout=0.05)
@@ -362,7 +368,7 @@ def detect(
                 events = pipeline.feed(chunk)
                 listener.observe(events)
                 messages += sum(isinstance(e, Message) for e in events)
-                if messages:
+                if messages or not listener.detecting:
                     listener.stop()
     finally:
         timer.cancel()
@@ -391,6 +397,19 @@ def test_auto_detection_tries_the_common_settings_in_order_until_one_gives_a_fra
     listener, _, messages = detect("garble://115200/N?interval=0.05", AUTO_SETTINGS, TIMEOUT)
     assert messages == 1
     assert listener.settings == SerialSettings(115200, "N")
+
+
+@pytest.mark.usefixtures("garble_urls")
+def test_auto_detection_keeps_the_setting_whose_frames_check_out_even_with_a_wrong_key() -> None:
+    # Every frame fails to decrypt, yet its checksums are right: the setting is found.
+    wrong = Keys(parse_key("00" * 16), parse_key(sv.RADIUS_AUTH_KEY))
+    listener, logs, messages = detect(
+        "garble://9600/E?interval=0.05", AUTO_SETTINGS, TIMEOUT, keys=wrong
+    )
+    assert messages == 0 and listener.messages == 0
+    assert listener.settings == SerialSettings(9600, "E")
+    assert not listener.detecting
+    assert any(e["event"] == "serial settings detected" for e in logs)
 
 
 @pytest.mark.usefixtures("garble_urls")
