@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from amsread.app.listen import PROBE_SECONDS, Backoff, Listener, candidates, parse_baud
+from amsread.app.listen import Listener
 from amsread.app.mqtt_options import mqtt_writer
 from amsread.app.options import check_serial_port
+from amsread.app.ports import PROBE_SECONDS, Backoff, candidates, parse_baud
 from amsread.app.wiring import Setup, set_up
 from amsread.errors import UsageError
 

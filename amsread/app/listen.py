@@ -27,12 +27,8 @@ from amsread.app.log import Logger
 from amsread.app.notify import Notifier
 from amsread.app.outfile import OUTPUT_CHECK, Reopenable
 from amsread.app.ports import (
-    AUTO_SETTINGS,
-    BACKOFF_FIRST,
-    BACKOFF_MAX,
     BAD_URL,
     LOCAL_RECHECK,
-    NETWORK_SCHEMES,
     PROBE_SECONDS,
     READ_TIMEOUT,
     SILENCE_LIMIT,
@@ -42,36 +38,16 @@ from amsread.app.ports import (
     Opener,
     Port,
     SerialSettings,
-    candidates,
     check_port,
     describe_problem,
     is_network,
     open_port,
-    parse_baud,
     read_available,
     serial_settings_apply,
 )
 from amsread.errors import UsageError
 from amsread.model import Event, Failure, Message, Skipped
 from amsread.pipeline import Pipeline
-
-__all__ = [
-    "AUTO_SETTINGS",
-    "BACKOFF_FIRST",
-    "BACKOFF_MAX",
-    "NETWORK_SCHEMES",
-    "PROBE_SECONDS",
-    "Backoff",
-    "LineProblem",
-    "Listener",
-    "SerialSettings",
-    "candidates",
-    "check_port",
-    "describe_problem",
-    "open_port",
-    "parse_baud",
-    "serial_settings_apply",
-]
 
 #: Errors the port layer raises besides OSError (serial.SerialException is one):
 #: termios.error when a tty refuses a setting. None of them may end the daemon.

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
+from amsread.app.options import apply_options
+
 if TYPE_CHECKING:
     from amsread.app.log import Logger
     from amsread.app.settings import BrokerOptions
@@ -21,6 +23,47 @@ if TYPE_CHECKING:
     from amsread.output.writers import Writer
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: mqtt_options' flags, the last listed first in --help.
+MQTT_FLAGS = (
+    click.option(
+        "--ha-discovery/--no-ha-discovery",
+        "ha_discovery",
+        default=True,
+        show_default=True,
+        help="With --mqtt: announce the meter to Home Assistant (MQTT discovery).",
+    ),
+    click.option(
+        "--ha-prefix",
+        metavar="PREFIX",
+        default="homeassistant",
+        show_default=True,
+        help="Home Assistant's discovery prefix.",
+    ),
+    click.option(
+        "--mqtt-spool",
+        metavar="DIR",
+        help="Keep the MQTT queue in DIR while the broker is away, across restarts.",
+    ),
+    click.option("--mqtt-key", metavar="FILE", help="TLS client key (PEM)."),
+    click.option("--mqtt-cert", metavar="FILE", help="TLS client certificate (PEM)."),
+    click.option("--mqtt-ca", metavar="FILE", help="CA certificate(s) to trust (PEM)."),
+    click.option(
+        "--mqtt-password-file",
+        metavar="FILE",
+        help="Broker password on line 1 of FILE. Else AMSREAD_MQTT_PASSWORD, else the"
+        " systemd credential amsread-mqtt-password.",
+    ),
+    click.option(
+        "--mqtt",
+        "mqtt",
+        metavar="URL",
+        envvar="AMSREAD_MQTT",
+        help="Also publish to an MQTT broker: mqtt://[user@]host[:port][/prefix]"
+        " (mqtts:// for TLS). Env: AMSREAD_MQTT.",
+    ),
+)
 
 
 def mqtt_options(func: F) -> F:
@@ -53,47 +96,7 @@ def mqtt_options(func: F) -> F:
         )
         return func(*args, broker=broker, **kwargs)
 
-    wrapped = cast(F, with_mqtt)
-    for option in (
-        click.option(
-            "--ha-discovery/--no-ha-discovery",
-            "ha_discovery",
-            default=True,
-            show_default=True,
-            help="With --mqtt: announce the meter to Home Assistant (MQTT discovery).",
-        ),
-        click.option(
-            "--ha-prefix",
-            metavar="PREFIX",
-            default="homeassistant",
-            show_default=True,
-            help="Home Assistant's discovery prefix.",
-        ),
-        click.option(
-            "--mqtt-spool",
-            metavar="DIR",
-            help="Keep the MQTT queue in DIR while the broker is away, across restarts.",
-        ),
-        click.option("--mqtt-key", metavar="FILE", help="TLS client key (PEM)."),
-        click.option("--mqtt-cert", metavar="FILE", help="TLS client certificate (PEM)."),
-        click.option("--mqtt-ca", metavar="FILE", help="CA certificate(s) to trust (PEM)."),
-        click.option(
-            "--mqtt-password-file",
-            metavar="FILE",
-            help="Broker password on line 1 of FILE. Else AMSREAD_MQTT_PASSWORD, else the"
-            " systemd credential amsread-mqtt-password.",
-        ),
-        click.option(
-            "--mqtt",
-            "mqtt",
-            metavar="URL",
-            envvar="AMSREAD_MQTT",
-            help="Also publish to an MQTT broker: mqtt://[user@]host[:port][/prefix]"
-            " (mqtts:// for TLS). Env: AMSREAD_MQTT.",
-        ),
-    ):
-        wrapped = option(wrapped)
-    return wrapped
+    return apply_options(cast(F, with_mqtt), MQTT_FLAGS)
 
 
 class _Tee:

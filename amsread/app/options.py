@@ -43,11 +43,55 @@ F = TypeVar("F", bound=Callable[..., Any])
 FRAMINGS = ("auto", "hdlc", "mbus", "dsmr", "raw")
 
 
-def _apply_options(func: F, options: tuple[Callable[[F], F], ...]) -> F:
+def apply_options(func: F, options: tuple[Callable[[F], F], ...]) -> F:
+    """``func`` decorated with each of ``options`` in turn (the first ends up innermost)."""
     wrapped = func
     for option in options:
         wrapped = option(wrapped)
     return wrapped
+
+
+#: security_options' flags, the last listed first in --help. No show_default and
+#: no envvar display of values: a key must never appear in --help.
+SECURITY_FLAGS = (
+    click.option(
+        "--allow-replay",
+        is_flag=True,
+        help="Accept frames whose invocation counter does not increase (replays,"
+        " duplicates); by default they are dropped.",
+    ),
+    click.option(
+        "--state-file",
+        metavar="FILE",
+        help="Keep the last invocation counter per meter in FILE (JSON), so that a"
+        " restart does not accept old frames.",
+    ),
+    click.option(
+        "--auth-key-file",
+        metavar="FILE",
+        help="Read the authentication key from the first line of FILE (chmod 600).",
+    ),
+    click.option(
+        "--key-file",
+        metavar="FILE",
+        help="Read the encryption key from the first line of FILE (chmod 600).",
+    ),
+    click.option(
+        "--auth-key",
+        "auth_key",
+        metavar="HEX",
+        envvar="AMSREAD_AUTH_KEY",
+        help="Authentication key (GAK), 32 hex digits. Env: AMSREAD_AUTH_KEY.",
+    ),
+    click.option(
+        "--key",
+        "key",
+        metavar="HEX",
+        envvar="AMSREAD_KEY",
+        help="Encryption key (GUEK), 32 hex digits. Env: AMSREAD_KEY. Without a key"
+        " or key file, the systemd credential amsread-key is used if present.",
+    ),
+)
 
 
 def security_options(func: F) -> F:
@@ -71,49 +115,43 @@ def security_options(func: F) -> F:
         )
         return func(*args, security=security, **kwargs)
 
-    # No show_default and no envvar display of values: a key must never appear in --help.
-    return _apply_options(
-        cast(F, with_security),
-        (
-            click.option(
-                "--allow-replay",
-                is_flag=True,
-                help="Accept frames whose invocation counter does not increase (replays,"
-                " duplicates); by default they are dropped.",
-            ),
-            click.option(
-                "--state-file",
-                metavar="FILE",
-                help="Keep the last invocation counter per meter in FILE (JSON), so that a"
-                " restart does not accept old frames.",
-            ),
-            click.option(
-                "--auth-key-file",
-                metavar="FILE",
-                help="Read the authentication key from the first line of FILE (chmod 600).",
-            ),
-            click.option(
-                "--key-file",
-                metavar="FILE",
-                help="Read the encryption key from the first line of FILE (chmod 600).",
-            ),
-            click.option(
-                "--auth-key",
-                "auth_key",
-                metavar="HEX",
-                envvar="AMSREAD_AUTH_KEY",
-                help="Authentication key (GAK), 32 hex digits. Env: AMSREAD_AUTH_KEY.",
-            ),
-            click.option(
-                "--key",
-                "key",
-                metavar="HEX",
-                envvar="AMSREAD_KEY",
-                help="Encryption key (GUEK), 32 hex digits. Env: AMSREAD_KEY. Without a key"
-                " or key file, the systemd credential amsread-key is used if present.",
-            ),
-        ),
-    )
+    return apply_options(cast(F, with_security), SECURITY_FLAGS)
+
+
+#: output_options' flags, the last listed first in --help.
+OUTPUT_FLAGS = (
+    click.option(
+        "--time",
+        "time_source",
+        type=click.Choice(["meter", "host"]),
+        default="meter",
+        show_default=True,
+        help="Influx timestamps: the meter's clock when it sends a UTC offset,"
+        " else the receive time (meter); or always the receive time (host).",
+    ),
+    click.option(
+        "--output",
+        "output",
+        metavar="FILE",
+        help="Append the output to FILE instead of writing it to stdout.",
+    ),
+    click.option(
+        "--profile",
+        "profiles",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Extra list profile (TOML); may be repeated.",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["jsonl", "csv", "influx", "none"]),
+        default="jsonl",
+        show_default=True,
+        help="Output: JSON lines, CSV (one row per reading), InfluxDB line protocol,"
+        " or none (with --mqtt).",
+    ),
+)
 
 
 def output_options(func: F) -> F:
@@ -133,42 +171,7 @@ def output_options(func: F) -> F:
         chosen = OutputOptions(fmt, output, time_source or "meter", tuple(profiles))
         return func(*args, output=chosen, **kwargs)
 
-    return _apply_options(
-        cast(F, with_output),
-        (
-            click.option(
-                "--time",
-                "time_source",
-                type=click.Choice(["meter", "host"]),
-                default="meter",
-                show_default=True,
-                help="Influx timestamps: the meter's clock when it sends a UTC offset,"
-                " else the receive time (meter); or always the receive time (host).",
-            ),
-            click.option(
-                "--output",
-                "output",
-                metavar="FILE",
-                help="Append the output to FILE instead of writing it to stdout.",
-            ),
-            click.option(
-                "--profile",
-                "profiles",
-                multiple=True,
-                type=click.Path(dir_okay=False),
-                help="Extra list profile (TOML); may be repeated.",
-            ),
-            click.option(
-                "--format",
-                "fmt",
-                type=click.Choice(["jsonl", "csv", "influx", "none"]),
-                default="jsonl",
-                show_default=True,
-                help="Output: JSON lines, CSV (one row per reading), InfluxDB line protocol,"
-                " or none (with --mqtt).",
-            ),
-        ),
-    )
+    return apply_options(cast(F, with_output), OUTPUT_FLAGS)
 
 
 def framing_option(func: F) -> F:

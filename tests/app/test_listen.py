@@ -31,18 +31,18 @@ import serial
 import structlog
 from structlog.testing import capture_logs
 
-from amsread.app.listen import (
+from amsread.app.listen import Listener
+from amsread.app.log import configure
+from amsread.app.ports import (
     AUTO_SETTINGS,
     BACKOFF_MAX,
     Backoff,
-    Listener,
     SerialSettings,
     candidates,
     describe_problem,
     parse_baud,
     serial_settings_apply,
 )
-from amsread.app.log import configure
 from amsread.dlms.keys import Keys, parse_key
 from amsread.model import Message
 from amsread.pipeline import Pipeline
