@@ -1,9 +1,9 @@
 """The ``amsread`` command line: the command group, decode, replay and demo.
 
-The daemon's command is in ``listen_command``, the diagnostics in
-``diagnose_commands``, what they share in ``wiring``; those modules are
-imported only when their command runs or ``--help`` lists it. Heavy modules
-are imported inside the commands so that ``amsread --help`` starts fast.
+The daemon's command is in ``listen_command`` and the diagnostics in
+``diagnose_commands``, both imported only when one of their commands runs or
+``--help`` lists them; the set-up the commands share is in ``wiring``. Heavy
+modules are imported inside the commands so that ``amsread --help`` starts fast.
 """
 
 from __future__ import annotations
