@@ -1,40 +1,56 @@
 """The ``amsread`` command line: the command group, decode, replay and demo.
 
-The daemon's command is in ``listen_command``, the diagnostics in
-``diagnose_commands``, what they share in ``wiring``. Heavy modules are
-imported inside the commands so that ``amsread --help`` starts fast.
+The daemon's command is in ``listen_command`` and the diagnostics in
+``diagnose_commands``, both imported only when one of their commands runs or
+``--help`` lists them; the set-up the commands share is in ``wiring``. Heavy
+modules are imported inside the commands so that ``amsread --help`` starts fast.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
 from amsread import __version__
-from amsread.app.diagnose_commands import check_key, explain, profile
-from amsread.app.listen_command import listen
-from amsread.app.mqtt_options import mqtt_options, mqtt_writer
+from amsread.app.mqtt_options import mqtt_options
 from amsread.app.options import (
     add_global_options,
+    framing_option,
+    output_options,
+    security_options,
 )
-from amsread.app.wiring import (
-    _framing,
-    _framing_option,
-    _key_options,
-    _output_options,
-    _setup,
-    _stdout_gone,
-    _usage_errors,
-)
-from amsread.errors import UsageError
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from amsread.app.settings import BrokerOptions, OutputOptions, SecurityOptions
+
+#: Commands kept in their own modules: (module, attribute) by command name.
+LAZY_COMMANDS = {
+    "listen": ("amsread.app.listen_command", "listen"),
+    "explain": ("amsread.app.diagnose_commands", "explain"),
+    "check-key": ("amsread.app.diagnose_commands", "check_key"),
+    "profile": ("amsread.app.diagnose_commands", "profile"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CommandGroup(click.Group):
+    """A group that imports a command of ``LAZY_COMMANDS`` when it is first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[cmd_name]
+            # __import__, not importlib.import_module: -X importtime sees it (bench/run.py).
+            command = getattr(__import__(module, fromlist=[attribute]), attribute)
+            add_global_options(command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", count=True, help="Less log output.")
 @click.option(
@@ -64,16 +80,15 @@ def cli(verbose: int, quiet: int, log_format: str) -> None:
     metavar="FILE",
     help="Read hex text from FILE ('-' for stdin) instead of arguments.",
 )
-@_key_options
-@_output_options
-@_framing_option
+@security_options
+@output_options
+@framing_option
 def decode(
     hex_words: tuple[str, ...],
     file: str | None,
-    key: str | None,
-    auth_key: str | None,
-    fmt: str,
-    profiles: tuple[str, ...],
+    security: SecurityOptions,
+    output: OutputOptions,
+    framing: str,
 ) -> None:
     """Decode frames or APDUs given as hex.
 
@@ -83,28 +98,27 @@ def decode(
     """
     from amsread.app.runner import exit_status, run, run_apdus
     from amsread.app.sources import read_hex_input
+    from amsread.app.wiring import set_up, usage_errors
+    from amsread.errors import UsageError
     from amsread.link.framing import framing_for_hex
 
-    with _usage_errors():
+    with usage_errors():
         if file is not None and hex_words:
             raise UsageError("give hex either as arguments or with --file, not both")
         if file is None and not hex_words:
             raise UsageError("no hex given: pass it as arguments, or use --file F ('-': stdin)")
         hex_input = read_hex_input(hex_words, file)
         data = hex_input.data
-        framing = _framing()
         if framing == "auto":
             framing = framing_for_hex(data)
-        pipeline, writer, reporter = _setup(
-            key, auth_key, fmt, profiles, framing="hdlc" if framing == "raw" else framing
-        )
+        setup = set_up(security, output, "hdlc" if framing == "raw" else framing)
         if framing != "raw":
-            run([data], pipeline, writer, reporter)
+            run([data], setup.pipeline, setup.writer, setup.reporter)
         else:
             # One APDU per non-empty line (a file of APDUs), or all of it as one.
-            run_apdus(hex_input.messages(), pipeline, writer, reporter)
-    status = exit_status(reporter)
-    if status and not reporter.failures:
+            run_apdus(hex_input.messages(), setup.pipeline, setup.writer, setup.reporter)
+    status = exit_status(setup.reporter)
+    if status and not setup.reporter.failures:
         click.echo(
             "amsread: error: no valid frame in the input (run with -v for details)", err=True
         )
@@ -113,24 +127,31 @@ def decode(
 
 @cli.command()
 @click.argument("capture", metavar="CAPTURE")
-@_key_options
-@_output_options
-@_framing_option
+@security_options
+@output_options
+@framing_option
 @mqtt_options
 def replay(
-    capture: str, key: str | None, auth_key: str | None, fmt: str, profiles: tuple[str, ...]
+    capture: str,
+    security: SecurityOptions,
+    output: OutputOptions,
+    framing: str,
+    broker: BrokerOptions,
 ) -> None:
     """Decode a raw capture (bytes as read from the line; '-' for stdin)."""
+    from amsread.app.mqtt_options import mqtt_writer
     from amsread.app.runner import exit_status, run, summarize
     from amsread.app.sources import read_chunks
+    from amsread.app.wiring import set_up, usage_errors
     from amsread.diagnose.silence import SilenceWatch
 
-    with _usage_errors():
-        pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
-        reporter.silence = SilenceWatch(_framing())
-        writer, _queue = mqtt_writer(writer, reporter.log, replay=True)
-        run(read_chunks(capture), pipeline, writer, reporter)
-    summarize(pipeline, reporter)
+    with usage_errors():
+        setup = set_up(security, output, framing)
+        reporter = setup.reporter
+        reporter.silence = SilenceWatch(framing)
+        writer, _queue = mqtt_writer(broker, setup.writer, reporter.log, replay=True)
+        run(read_chunks(capture), setup.pipeline, writer, reporter)
+    summarize(setup.pipeline, reporter)
     sys.exit(exit_status(reporter))
 
 
@@ -149,26 +170,24 @@ def demo(fmt: str) -> None:
     from importlib import resources
 
     from amsread.app.runner import run
+    from amsread.app.settings import OutputOptions, SecurityOptions
     from amsread.app.sources import parse_hex
+    from amsread.app.wiring import set_up, usage_errors
 
     example = tomllib.loads(
         resources.files("amsread").joinpath("readings/data/demo.toml").read_text("utf-8")
     )
     click.echo(f"# {example['source']}", err=True)
-    with _usage_errors():
-        pipeline, writer, reporter = _setup(example["key"], example["auth_key"], fmt, ())
-        run([parse_hex(example["frame"])], pipeline, writer, reporter)
-    sys.exit(0 if reporter.messages else 1)
+    with usage_errors():
+        security = SecurityOptions(key=example["key"], auth_key=example["auth_key"])
+        setup = set_up(security, OutputOptions(fmt), "hdlc")
+        run([parse_hex(example["frame"])], setup.pipeline, setup.writer, setup.reporter)
+    sys.exit(0 if setup.reporter.messages else 1)
 
-
-#: Settings from --config and AMSREAD_* variables, for what click cannot apply itself.
-cli.add_command(listen)
-cli.add_command(explain)
-cli.add_command(check_key)
-cli.add_command(profile)
 
 # -v, -q and --log-format after the command too (amsread replay x.bin -v).
-add_global_options(cli)
+for _command in (decode, replay, demo):
+    add_global_options(_command)
 
 
 def main() -> None:
@@ -177,4 +196,6 @@ def main() -> None:
         cli()
     except BrokenPipeError:
         # The reader went away (``amsread … | head``): exit quietly, like cat.
-        _stdout_gone()
+        from amsread.app.wiring import stdout_gone
+
+        stdout_gone()

@@ -225,3 +225,23 @@ def default_map(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``{click parameter: value}`` for the settings that are command parameters."""
     params = {key: SETTINGS[key].param for key in settings if key in SETTINGS}
     return {param: settings[key] for key, param in params.items() if param is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    """What the file and environment tell ``listen`` beyond its parameters."""
+
+    #: A daemon logs at info unless told otherwise (-v/-q win over it).
+    log_level: str = "info"
+    log_format: str = "console"
+    #: The file holds a key and other users may read it: listen warns.
+    key_readable_by_others: bool = False
+
+
+def daemon_settings(settings: Mapping[str, Any]) -> DaemonSettings:
+    """The settings of ``merged`` that are no command parameter, typed."""
+    return DaemonSettings(
+        log_level=settings.get("log_level", "info"),
+        log_format=settings.get("log_format", "console"),
+        key_readable_by_others=bool(settings.get(READABLE_SECRET)),
+    )

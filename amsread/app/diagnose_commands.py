@@ -13,7 +13,6 @@ from amsread.app.options import (
     key_file_options,
     key_texts,
 )
-from amsread.app.wiring import _usage_errors
 from amsread.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,11 +129,12 @@ def explain(
     data as a tree, readings, the profile chosen) and, for each failure, its
     cause and a next step. Exit status 0 when everything decoded, 1 otherwise.
     """
+    from amsread.app.wiring import usage_errors
     from amsread.diagnose.explain import explain_apdus, explain_stream, render_json, render_text
     from amsread.dlms.keys import resolve_keys
     from amsread.readings.profiles import ProfileSet, load_profile
 
-    with _usage_errors():
+    with usage_errors():
         data, apdus, source = _diagnostic_input(hex_words, file, capture)
         # As listen finds them: flag or env, key file, systemd credential.
         keys = resolve_keys(key, auth_key, key_file, auth_key_file)
@@ -194,10 +194,11 @@ def check_key(
     key's format (length, 0x, spaces, ASCII text). Keys are never printed.
     Exit status 0 when the keys work, 1 otherwise.
     """
+    from amsread.app.wiring import usage_errors
     from amsread.diagnose.checkkey import check_keys, collect_frames, render_report
     from amsread.dlms.keys import CREDENTIAL_AUTH_KEY, CREDENTIAL_KEY
 
-    with _usage_errors():
+    with usage_errors():
         # Keys as listen finds them: flags, environment, key files, systemd credentials.
         candidates = key_texts(keys, key_file, "AMSREAD_KEY", CREDENTIAL_KEY, "encryption key")
         if not candidates:
@@ -237,13 +238,14 @@ def profile_draft(
     Takes the input of 'decode'/'explain'; several messages of one list give
     better guesses. Inferred entries are marked; the others say what to check.
     """
+    from amsread.app.wiring import usage_errors
     from amsread.diagnose.draft import draft_profile
     from amsread.dlms.keys import Keys, parse_key
     from amsread.link.framing import framing_for_hex
     from amsread.model import Message
     from amsread.pipeline import Pipeline
 
-    with _usage_errors():
+    with usage_errors():
         data, apdus, _ = _diagnostic_input(hex_words, file, capture)
         keys = Keys(
             parse_key(key, "encryption key (--key)") if key else None,

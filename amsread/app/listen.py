@@ -23,15 +23,12 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
+from amsread.app.log import Logger
 from amsread.app.notify import Notifier
 from amsread.app.outfile import OUTPUT_CHECK, Reopenable
 from amsread.app.ports import (
-    AUTO_SETTINGS,
-    BACKOFF_FIRST,
-    BACKOFF_MAX,
     BAD_URL,
     LOCAL_RECHECK,
-    NETWORK_SCHEMES,
     PROBE_SECONDS,
     READ_TIMEOUT,
     SILENCE_LIMIT,
@@ -41,36 +38,16 @@ from amsread.app.ports import (
     Opener,
     Port,
     SerialSettings,
-    candidates,
     check_port,
     describe_problem,
     is_network,
     open_port,
-    parse_baud,
     read_available,
     serial_settings_apply,
 )
-from amsread.app.runner import Reporter
 from amsread.errors import UsageError
+from amsread.model import Event, Failure, Message, Skipped
 from amsread.pipeline import Pipeline
-
-__all__ = [
-    "AUTO_SETTINGS",
-    "BACKOFF_FIRST",
-    "BACKOFF_MAX",
-    "NETWORK_SCHEMES",
-    "PROBE_SECONDS",
-    "Backoff",
-    "LineProblem",
-    "Listener",
-    "SerialSettings",
-    "candidates",
-    "check_port",
-    "describe_problem",
-    "open_port",
-    "parse_baud",
-    "serial_settings_apply",
-]
 
 #: Errors the port layer raises besides OSError (serial.SerialException is one):
 #: termios.error when a tty refuses a setting. None of them may end the daemon.
@@ -81,15 +58,24 @@ class _Interrupted(BaseException):
     """Raised by the signal handler to abandon a slow connect (nothing is being written)."""
 
 
+#: Events that only a checksum-valid frame gives: its payload reached the APDU
+#: layer, so the serial setting reads the meter (wrong keys or not).
+_FROM_VALID_FRAMES = (Message, Skipped, Failure)
+
+
 class Listener:
-    """Reads a port for ever; ``chunks()`` yields what it reads."""
+    """Reads a port for ever; ``chunks()`` yields what it reads.
+
+    Whoever decodes the chunks tells it what came of each (``observe``): a
+    decoded frame ends the serial-setting detection, messages are counted.
+    """
 
     def __init__(
         self,
         port: str,
         settings: Sequence[SerialSettings],
         pipeline: Pipeline,
-        reporter: Reporter,
+        log: Logger,
         *,
         notifier: Notifier | None = None,
         raw_sink: Callable[[bytes], object] | None = None,
@@ -106,9 +92,11 @@ class Listener:
             raise ValueError("no serial settings to try")
         check_port(port)
         self.port_name = port
+        #: Its counters are what SIGUSR1 logs.
         self.pipeline = pipeline
-        self.reporter = reporter
-        self.log = reporter.log
+        self.log = log
+        #: Messages decoded from what this listener read (``observe``).
+        self.messages = 0
         self.notifier = notifier if notifier is not None else Notifier({})
         self._raw_sink = raw_sink
         self._opener = opener
@@ -139,7 +127,8 @@ class Listener:
         self._last_data = clock()
         self._silence_warned = False
         self._probe_start: float | None = None
-        self._probe_frames = 0
+        #: A checksum-valid frame was decoded since the setting under test was set.
+        self._probe_decoded = False
         self._probe_saw_bytes = False
         self._cycle_warned = False
         #: More counters for the SIGUSR1 summary (the MQTT queue's).
@@ -242,7 +231,7 @@ class Listener:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._wake_r = self._wake_w = -1
-            self.notifier.stopping(f"stopped; {self.reporter.messages} messages")
+            self.notifier.stopping(f"stopped; {self.messages} messages")
 
     def _read(self, port: Port) -> bytes:
         return read_available(port, network=self._network, timeout=self._read_timeout)
@@ -377,7 +366,7 @@ class Listener:
             port=self.port_name,
             settings=str(self.settings) if self._serial_applies else "set by the remote end",
             connected=self._port is not None,
-            messages_out=self.reporter.messages,
+            messages_out=self.messages,
             **shown,
         )
 
@@ -423,15 +412,23 @@ class Listener:
 
     # -- auto-detection -------------------------------------------------------
 
+    def observe(self, events: Sequence[Event]) -> None:
+        """What the pipeline made of the chunk just yielded (before the next is read)."""
+        for event in events:
+            if isinstance(event, _FROM_VALID_FRAMES):
+                self._probe_decoded = True
+                if isinstance(event, Message):
+                    self.messages += 1
+
     def _start_probe(self) -> None:
         self._probe_start = None
-        self._probe_frames = self.pipeline.counters["frames_ok"]
+        self._probe_decoded = False
 
     def _check_probe(self) -> None:
         """After each read: keep a setting that gave a frame, or move on after a while."""
         if not self.detecting or self._port is None:
             return
-        if self.pipeline.counters["frames_ok"] > self._probe_frames:
+        if self._probe_decoded:
             self.detecting = False
             self.log.info(
                 "serial settings detected",
@@ -491,7 +488,7 @@ class Listener:
             where += f" at {self.settings}"
         if self.detecting:
             return f"detecting serial settings on {where}"
-        return f"reading {where}; {self.reporter.messages} messages"
+        return f"reading {where}; {self.messages} messages"
 
 
 def _one_line(exc: BaseException) -> str:

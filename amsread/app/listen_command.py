@@ -1,99 +1,56 @@
-"""``amsread listen``: the daemon's command, its config file and its raw capture."""
+"""``amsread listen``: the daemon's command line and its config file.
+
+What the command sets up (port, listener, MQTT, metrics, raw capture) is in
+``daemon``, imported only when it runs.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from amsread.app.mqtt_options import mqtt_options, mqtt_writer
+from amsread.app.mqtt_options import mqtt_options
 from amsread.app.options import (
     ParityChoice,
-    check_serial_port,
+    framing_option,
     logging_choice,
+    output_options,
+    security_options,
 )
-from amsread.app.wiring import (
-    _DAEMON_META,
-    _FILES_META,
-    _framing,
-    _framing_option,
-    _key_options,
-    _output_options,
-    _setup,
-    _usage_errors,
-)
-from amsread.errors import UsageError
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from amsread.app.config import DaemonSettings
+    from amsread.app.settings import BrokerOptions, OutputOptions, SecurityOptions
 
 
-_CONFIG_META = "amsread.app.config"
-
-
-def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
+def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> DaemonSettings:
     """Eager --config callback: file and environment become click's default_map.
 
     click then takes a flag over an option's own env var over the default_map
-    over the built-in default: flags > environment > file > defaults.
+    over the built-in default: flags > environment > file > defaults. What is
+    not a command parameter (log level and format) comes back to the command.
     """
     from amsread.app import config
+    from amsread.app.wiring import usage_errors
 
-    with _usage_errors():
+    with usage_errors():
         settings = config.merged(path)
     ctx.default_map = {**(ctx.default_map or {}), **config.default_map(settings)}
-    ctx.meta[_CONFIG_META] = settings
-    return path
+    return config.daemon_settings(settings)
 
 
-def _listen_logging(ctx: click.Context, settings: dict[str, Any]) -> None:
+def _listen_logging(ctx: click.Context, settings: DaemonSettings) -> None:
     """A daemon logs at info unless told otherwise; -v/-q and --log-format win."""
     from amsread.app.log import LEVEL_NAMES, configure, level_for
 
-    verbosity, fmt = logging_choice(ctx)
-    if verbosity is not None:
-        level = level_for(verbosity)
+    choice = logging_choice(ctx)
+    if choice.verbosity is not None:
+        level = level_for(choice.verbosity)
     else:
-        level = LEVEL_NAMES[settings.get("log_level", "info")]
-    configure(level=level, fmt=fmt or settings.get("log_format", "console"))
-
-
-def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
-    """--save-raw FILE: append every byte read; a failing disk stops only the capture."""
-    if not path:
-        if redact:
-            raise UsageError("--redact applies to --save-raw FILE; give both")
-        return None
-    from amsread.app.log import get_logger
-    from amsread.app.outfile import OutputFile
-
-    try:
-        # Kept and retried when the disk is full; reopened on SIGHUP and rotation.
-        handle = OutputFile(path, lines=False, keep=True, what="--save-raw", log=get_logger())
-    except OSError as exc:
-        raise UsageError(f"cannot open --save-raw file {path}: {exc.strerror}") from None
-    ctx = click.get_current_context()
-    ctx.meta.setdefault(_FILES_META, []).append(handle)
-    redactor = None
-    if redact:
-        from amsread.diagnose.redact import CaptureRedactor
-
-        redactor = CaptureRedactor()
-
-    def save(data: bytes) -> None:
-        handle.write_bytes(redactor.feed(data) if redactor else data)
-        handle.flush()
-
-    def close() -> None:
-        with contextlib.suppress(OSError):
-            if redactor is not None:
-                handle.write_bytes(redactor.close())
-            handle.close()
-
-    ctx.call_on_close(close)
-    return save
+        level = LEVEL_NAMES[settings.log_level]
+    configure(level=level, fmt=choice.fmt or settings.log_format)
 
 
 @click.command()
@@ -103,7 +60,6 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
     metavar="FILE",
     envvar="AMSREAD_CONFIG",
     is_eager=True,
-    expose_value=False,
     callback=_load_config,
     help="Settings file (TOML, see config.example.toml). Flags override it, AMSREAD_*"
     " environment variables come in between. Env: AMSREAD_CONFIG.",
@@ -150,12 +106,13 @@ def _raw_sink(path: str | None, redact: bool) -> Callable[[bytes], None] | None:
     metavar="SECONDS",
     help="Reconnect a network port (socket://) that sent nothing for this long.",
 )
-@_key_options
-@_output_options
-@_framing_option
+@security_options
+@output_options
+@framing_option
 @mqtt_options
 def listen(
     port: str | None,
+    config: DaemonSettings,
     baud: str,
     parity: str,
     save_raw: str | None,
@@ -164,10 +121,10 @@ def listen(
     probe_seconds: float | None,
     retry_first: float | None,
     silence_limit: float,
-    key: str | None,
-    auth_key: str | None,
-    fmt: str,
-    profiles: tuple[str, ...],
+    security: SecurityOptions,
+    output: OutputOptions,
+    framing: str,
+    broker: BrokerOptions,
 ) -> None:
     """Read a meter's port for ever: PORT is a device or a pyserial URL.
 
@@ -176,73 +133,32 @@ def listen(
     tried until a frame checks out. A lost port is reopened; SIGUSR1 logs the
     counters; SIGTERM or Ctrl-C stop after the current line.
     """
-    from amsread.app.config import READABLE_SECRET
-    from amsread.app.listen import PROBE_SECONDS, Backoff, Listener, candidates, parse_baud
+    from amsread.app.daemon import start_daemon, unwritten_status
     from amsread.app.log import get_logger
-    from amsread.app.notify import Notifier
-    from amsread.app.runner import run, summarize
-    from amsread.diagnose.silence import SilenceWatch
+    from amsread.app.runner import summarize
+    from amsread.app.settings import ListenOptions
+    from amsread.app.wiring import usage_errors
 
-    ctx = click.get_current_context()
-    settings = ctx.meta.get(_CONFIG_META, {})
-    _listen_logging(ctx, settings)
+    options = ListenOptions(
+        port, baud, parity, save_raw, redact, metrics, probe_seconds, retry_first, silence_limit
+    )
+    _listen_logging(click.get_current_context(), config)
     log = get_logger()
-    with _usage_errors():
-        if settings.get(READABLE_SECRET):
+    with usage_errors():
+        if config.key_readable_by_others:
             log.warning(
                 "the config file holds a key and other users can read it",
                 hint="chmod 600 the file, or use key_file or a systemd credential",
             )
-        if not port:
-            raise UsageError(
-                "no port: give one (amsread listen /dev/ttyUSB0), or set port in the config file"
-            )
-        check_serial_port(port)
-        tried = candidates(parse_baud(baud), None if parity.lower() == "auto" else parity.upper())
-        ctx.meta[_DAEMON_META] = True
-        pipeline, writer, reporter = _setup(key, auth_key, fmt, profiles)
-        writer, mqtt_queue = mqtt_writer(writer, log)
-        health = None
-        if metrics:
-            from amsread.app.metrics import start
-
-            writer, health = start(metrics, pipeline.counters, writer)
-        reporter.silence = SilenceWatch(_framing())
-        listener = Listener(
-            port,
-            tried,
-            pipeline,
-            reporter,
-            notifier=Notifier(),
-            raw_sink=_raw_sink(save_raw, redact),
-            probe_seconds=probe_seconds or PROBE_SECONDS,
-            backoff=Backoff(first=retry_first) if retry_first else None,
-            port_events=health.port_event if health is not None else None,
-            silence_limit=silence_limit,
-            outputs=ctx.meta.get(_FILES_META, ()),
-        )
-        if mqtt_queue is not None:
-            listener.extra_counters.append(mqtt_queue.report)
+        daemon = start_daemon(options, security, output, framing, broker, log)
         try:
-            with listener.signals():
-                run(listener.chunks(), pipeline, writer, reporter)
+            with daemon.listener.signals():
+                daemon.run()
         except BrokenPipeError:
             raise
         except OSError as exc:
             # Not the line (that is retried): the output itself cannot be written.
             log.error(f"cannot write the output: {exc.strerror or exc}", hint="check --output")
             sys.exit(1)
-    summarize(pipeline, reporter)
-    sys.exit(_unwritten_status(ctx.meta.get(_FILES_META, ()), log))
-
-
-def _unwritten_status(files: Any, log: Any) -> int:
-    """1 (and one line) if readings could not be written by the end, else 0."""
-    status = 0
-    for output in files:
-        output.flush()  # a last try
-        if output.lines_unwritten:
-            where = output.path or output.what
-            log.error(f"{output.lines_unwritten} lines could not be written to {where}")
-            status = 1
-    return status
+    summarize(daemon.setup.pipeline, daemon.setup.reporter)
+    sys.exit(unwritten_status(daemon.outputs, log))

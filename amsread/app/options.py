@@ -1,85 +1,258 @@
-"""Command-line plumbing shared by the commands, kept out of ``cli``.
+"""The commands' option groups; each hands its command one typed value.
 
-* ``-v``, ``-q`` and ``--log-format`` are the group's options, and are also
-  accepted after the command (``amsread replay x.bin -v``): the counts add up,
-  the last ``--log-format`` wins.
-* ``explain`` and ``check-key`` find keys where ``listen`` does: the flag,
-  ``AMSREAD_KEY``, a key file, the systemd credential.
-* ``listen`` refuses a capture file for a port, and says so.
+click resolves every value (a flag, else the option's environment variable,
+else ``listen``'s config file through click's ``default_map``, else the
+built-in default); the decorators here then hand the command one frozen
+object per group of options (``amsread.app.settings``) instead of loose
+keyword arguments:
+
+* ``SecurityOptions`` (``security_options``): keys, key files, the state
+  file and the replay policy;
+* ``OutputOptions`` (``output_options``): format, output file, timestamps,
+  extra profiles;
+* ``LogChoice`` (``logging_choice``): ``-v``, ``-q`` and ``--log-format``,
+  the group's options, also accepted after the command (``amsread replay
+  x.bin -v``): the counts add up, the last ``--log-format`` wins.
+
+Also here: ``explain`` and ``check-key`` find keys where ``listen`` does (the
+flag, ``AMSREAD_KEY``, a key file, the systemd credential), and ``listen``
+refuses a capture file for a port, and says so.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from click.core import ParameterSource
 
 from amsread.errors import UsageError
 
-#: The sub-command's own -v/-q/--log-format values, in its context's meta.
-_GLOBAL_META = "amsread.app.options.global"
+if TYPE_CHECKING:
+    from amsread.app.settings import LogChoice
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The --framing choices, as framing.FRAMINGS (tests/app/test_cli.py holds them
+#: equal): spelled out so that --help does not import the link layers.
+FRAMINGS = ("auto", "hdlc", "mbus", "dsmr", "raw")
+
+
+def apply_options(func: F, options: tuple[Callable[[F], F], ...]) -> F:
+    """``func`` decorated with each of ``options`` in turn (the first ends up innermost)."""
+    wrapped = func
+    for option in options:
+        wrapped = option(wrapped)
+    return wrapped
+
+
+#: security_options' flags, the last listed first in --help. No show_default and
+#: no envvar display of values: a key must never appear in --help.
+SECURITY_FLAGS = (
+    click.option(
+        "--allow-replay",
+        is_flag=True,
+        help="Accept frames whose invocation counter does not increase (replays,"
+        " duplicates); by default they are dropped.",
+    ),
+    click.option(
+        "--state-file",
+        metavar="FILE",
+        help="Keep the last invocation counter per meter in FILE (JSON), so that a"
+        " restart does not accept old frames.",
+    ),
+    click.option(
+        "--auth-key-file",
+        metavar="FILE",
+        help="Read the authentication key from the first line of FILE (chmod 600).",
+    ),
+    click.option(
+        "--key-file",
+        metavar="FILE",
+        help="Read the encryption key from the first line of FILE (chmod 600).",
+    ),
+    click.option(
+        "--auth-key",
+        "auth_key",
+        metavar="HEX",
+        envvar="AMSREAD_AUTH_KEY",
+        help="Authentication key (GAK), 32 hex digits. Env: AMSREAD_AUTH_KEY.",
+    ),
+    click.option(
+        "--key",
+        "key",
+        metavar="HEX",
+        envvar="AMSREAD_KEY",
+        help="Encryption key (GUEK), 32 hex digits. Env: AMSREAD_KEY. Without a key"
+        " or key file, the systemd credential amsread-key is used if present.",
+    ),
+)
+
+
+def security_options(func: F) -> F:
+    """--key, --auth-key, their files, --state-file, --allow-replay: one ``security``."""
+
+    @functools.wraps(func)
+    def with_security(
+        *args: Any,
+        key: str | None,
+        auth_key: str | None,
+        key_file: str | None,
+        auth_key_file: str | None,
+        state_file: str | None,
+        allow_replay: bool,
+        **kwargs: Any,
+    ) -> Any:
+        from amsread.app.settings import SecurityOptions
+
+        security = SecurityOptions(
+            key, auth_key, key_file, auth_key_file, state_file, bool(allow_replay)
+        )
+        return func(*args, security=security, **kwargs)
+
+    return apply_options(cast(F, with_security), SECURITY_FLAGS)
+
+
+#: output_options' flags, the last listed first in --help.
+OUTPUT_FLAGS = (
+    click.option(
+        "--time",
+        "time_source",
+        type=click.Choice(["meter", "host"]),
+        default="meter",
+        show_default=True,
+        help="Influx timestamps: the meter's clock when it sends a UTC offset,"
+        " else the receive time (meter); or always the receive time (host).",
+    ),
+    click.option(
+        "--output",
+        "output",
+        metavar="FILE",
+        help="Append the output to FILE instead of writing it to stdout.",
+    ),
+    click.option(
+        "--profile",
+        "profiles",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Extra list profile (TOML); may be repeated.",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["jsonl", "csv", "influx", "none"]),
+        default="jsonl",
+        show_default=True,
+        help="Output: JSON lines, CSV (one row per reading), InfluxDB line protocol,"
+        " or none (with --mqtt).",
+    ),
+)
+
+
+def output_options(func: F) -> F:
+    """--format, --profile, --output, --time: one ``output``."""
+
+    @functools.wraps(func)
+    def with_output(
+        *args: Any,
+        fmt: str,
+        profiles: tuple[str, ...],
+        output: str | None,
+        time_source: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        from amsread.app.settings import OutputOptions
+
+        chosen = OutputOptions(fmt, output, time_source or "meter", tuple(profiles))
+        return func(*args, output=chosen, **kwargs)
+
+    return apply_options(cast(F, with_output), OUTPUT_FLAGS)
+
+
+def framing_option(func: F) -> F:
+    """--framing, handed to the command as ``framing``."""
+    option = click.option(
+        "--framing",
+        type=click.Choice(FRAMINGS),
+        default="auto",
+        show_default=True,
+        help="Link layer: hdlc, mbus (wired M-Bus, e.g. Austrian meters), raw (hex text,"
+        " one APDU per line, as some gateways send), or auto: HDLC or M-Bus, whichever"
+        " gives valid frames first (decode: by the first byte).",
+    )
+    return option(func)
+
+
+# -- -v, -q and --log-format after the command ------------------------------------------
+
 GLOBAL_NAMES = ("verbose", "quiet", "log_format")
 
 
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Store the value given after the command; logging is set up again with it."""
-    given = ctx.get_parameter_source(param.name or "") not in (ParameterSource.DEFAULT, None)
-    ctx.meta.setdefault(_GLOBAL_META, {})
-    if given:
-        ctx.meta[_GLOBAL_META][param.name] = value
-        verbosity, fmt = logging_choice(ctx)
-        from amsread.app.log import configure
-
-        configure(verbosity or 0, fmt or "console")
-    return value
-
-
 def _global_params() -> list[click.Parameter]:
-    common: dict[str, Any] = {"expose_value": False, "callback": _remember}
     return [
-        click.Option(
-            ["-v", "--verbose"], count=True, help="More log output (-vv: debug).", **common
-        ),
-        click.Option(["-q", "--quiet"], count=True, help="Less log output.", **common),
+        click.Option(["-v", "--verbose"], count=True, help="More log output (-vv: debug)."),
+        click.Option(["-q", "--quiet"], count=True, help="Less log output."),
         click.Option(
             ["--log-format"],
             type=click.Choice(["console", "json"]),
             help="Log format on stderr (console or json).",
-            **common,
         ),
     ]
 
 
-def add_global_options(group: click.Group) -> None:
-    """Let every command of ``group`` take -v, -q and --log-format after its name too."""
-    for command in group.commands.values():
-        known = {opt for param in command.params for opt in getattr(param, "opts", ())}
-        command.params.extend(p for p in _global_params() if not known.intersection(p.opts))
+def add_global_options(command: click.Command) -> None:
+    """Let ``command`` take -v, -q and --log-format after its name too."""
+    known = {opt for param in command.params for opt in getattr(param, "opts", ())}
+    added = [p for p in _global_params() if not known.intersection(p.opts)]
+    command.params.extend(added)
+    if command.callback is not None:
+        names = tuple(p.name for p in added if p.name)
+        command.callback = _logging_first(command.callback, names)
+
+
+def _logging_first(callback: F, names: tuple[str, ...]) -> F:
+    """The command without the global options' values; logging set up again if given."""
+
+    @functools.wraps(callback)
+    def configured(*args: Any, **kwargs: Any) -> Any:
+        for name in names:
+            kwargs.pop(name, None)
+        ctx = click.get_current_context()
+        if any(_given(ctx, name) for name in names):
+            from amsread.app.log import configure
+
+            choice = logging_choice(ctx)
+            configure(choice.verbosity or 0, choice.fmt or "console")
+        return callback(*args, **kwargs)
+
+    return cast(F, configured)
 
 
 def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
 
 
-def logging_choice(ctx: click.Context) -> tuple[int | None, str | None]:
-    """(-v minus -q, --log-format) given before or after the command; None if not given."""
+def logging_choice(ctx: click.Context) -> LogChoice:
+    """-v/-q and --log-format given before or after the command (``ctx``: the command's)."""
+    from amsread.app.settings import LogChoice
+
     group = ctx.parent
-    own = ctx.meta.get(_GLOBAL_META, {})
     before = group.params if group is not None else {}
+    own = ctx.params
     verbosity = own.get("verbose", 0) + before.get("verbose", 0)
     verbosity -= own.get("quiet", 0) + before.get("quiet", 0)
-    counted = "verbose" in own or "quiet" in own
+    counted = _given(ctx, "verbose") or _given(ctx, "quiet")
     if group is not None:
         counted = counted or _given(group, "verbose") or _given(group, "quiet")
-    fmt = own.get("log_format")
+    fmt = own.get("log_format") if _given(ctx, "log_format") else None
     if fmt is None and group is not None and _given(group, "log_format"):
         fmt = group.params["log_format"]
-    return (verbosity if counted else None), fmt
+    return LogChoice(verbosity if counted else None, fmt)
 
 
 class ParityChoice(click.Choice):  # type: ignore[type-arg]
@@ -120,7 +293,7 @@ def key_texts(
     return []
 
 
-def key_file_options(func: Callable[..., Any]) -> Callable[..., Any]:
+def key_file_options(func: F) -> F:
     """--key-file and --auth-key-file, as listen has them."""
     func = click.option(
         "--auth-key-file",

@@ -11,14 +11,17 @@ import gc
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amsread import reasons
-from amsread.diagnose.silence import SilenceWatch
 from amsread.model import Event, Failure, Message, Notice, Rejected, Skipped
 from amsread.output.writers import Writer
 from amsread.pipeline import Pipeline
 from amsread.readings.sanity import SanityChecker
+
+if TYPE_CHECKING:
+    # Made by replay and listen only: decode does not import it.
+    from amsread.diagnose.silence import SilenceWatch
 
 #: First-generation threshold of the cyclic garbage collector while decoding
 #: (CPython's default: 700). A 64 KiB chunk of a capture yields ~130 messages,
@@ -137,11 +140,25 @@ class Reporter:
             self.log.warning(text, **clean)
 
 
-def run(chunks: Iterable[bytes], pipeline: Pipeline, writer: Writer, reporter: Reporter) -> None:
-    """Feed every chunk through the pipeline; write messages as they complete."""
+def run(
+    chunks: Iterable[bytes],
+    pipeline: Pipeline,
+    writer: Writer,
+    reporter: Reporter,
+    *,
+    observer: Callable[[list[Event]], object] | None = None,
+) -> None:
+    """Feed every chunk through the pipeline; write messages as they complete.
+
+    ``observer`` is shown each chunk's events before the next chunk is read
+    (listen's serial-setting detection learns from them).
+    """
     relax_gc()
     for chunk in chunks:
-        _emit(pipeline.feed(chunk), writer, reporter)
+        events = pipeline.feed(chunk)
+        _emit(events, writer, reporter)
+        if observer is not None:
+            observer(events)
         if reporter.messages == 0 and reporter.silence is not None:
             _watch_silence(chunk, pipeline, reporter)
     _emit(pipeline.close(), writer, reporter)

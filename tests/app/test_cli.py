@@ -173,3 +173,48 @@ def test_the_framing_choices_are_the_link_layers_framings() -> None:
     from amsread.link.framing import FRAMINGS
 
     assert wiring.FRAMINGS == FRAMINGS
+
+
+def modules_loaded(*args: str) -> set[str]:
+    """The modules an ``amsread`` run imported, as the installed program would."""
+    script = (
+        "import sys\n"
+        "from amsread.app.cli import main\n"
+        f"sys.argv = ['amsread', *{list(args)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stdout.flush()\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return set(done.stderr.split())
+
+
+#: What a command that neither listens, diagnoses nor publishes must not pay to import.
+DAEMON_AND_DIAGNOSTICS = {
+    "amsread.app.listen_command",
+    "amsread.app.daemon",
+    "amsread.app.listen",
+    "amsread.app.config",
+    "amsread.app.metrics",
+    "amsread.app.diagnose_commands",
+    "amsread.diagnose.explain",
+    "amsread.diagnose.silence",
+    "amsread.output.mqtt",
+    "serial",
+    "paho",
+}
+
+
+def test_help_imports_no_decoder_and_decode_no_daemon() -> None:
+    on_help = modules_loaded("--help")
+    assert "amsread.app.listen_command" in on_help  # --help lists every command
+    assert not on_help & {"amsread.pipeline", "cryptography", "structlog", "amsread.app.wiring"}
+    on_decode = modules_loaded("decode", sv.RADIUS_FRAME.hex(), *keys())
+    assert "amsread.pipeline" in on_decode
+    assert not on_decode & DAEMON_AND_DIAGNOSTICS
+    # Both keys given and the frame verifies: nothing to log, so no structlog either.
+    assert "structlog" not in on_decode
+    assert "amsread.app.statefile" not in on_decode  # no --state-file

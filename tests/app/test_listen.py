@@ -31,19 +31,18 @@ import serial
 import structlog
 from structlog.testing import capture_logs
 
-from amsread.app.listen import (
+from amsread.app.listen import Listener
+from amsread.app.log import configure
+from amsread.app.ports import (
     AUTO_SETTINGS,
     BACKOFF_MAX,
     Backoff,
-    Listener,
     SerialSettings,
     candidates,
     describe_problem,
     parse_baud,
     serial_settings_apply,
 )
-from amsread.app.log import configure
-from amsread.app.runner import Reporter
 from amsread.dlms.keys import Keys, parse_key
 from amsread.model import Message
 from amsread.pipeline import Pipeline
@@ -342,14 +341,20 @@ def garble_urls() -> Iterator[None]:
     serial.protocol_handler_packages.remove("fakeports")
 
 
+RADIUS_KEYS = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))
+
+
 def detect(
-    port: str, order: tuple[SerialSettings, ...], seconds: float, probe: float = 0.3
+    port: str,
+    order: tuple[SerialSettings, ...],
+    seconds: float,
+    probe: float = 0.3,
+    keys: Keys = RADIUS_KEYS,
 ) -> tuple[Listener, list[dict[str, Any]], int]:
     """Run a listener in-process until a message decodes or ``seconds`` pass."""
-    keys = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))
     pipeline = Pipeline(keys, allow_replay=True)
-    reporter = Reporter(structlog.get_logger())
-    listener = Listener(port, order, pipeline, reporter, probe_seconds=probe, read_timeout=0.05)
+    log = structlog.get_logger()
+    listener = Listener(port, order, pipeline, log, probe_seconds=probe, read_timeout=0.05)
     messages = 0
     timer = threading.Timer(seconds, listener.stop)
     timer.start()
@@ -359,8 +364,11 @@ def detect(
     try:
         with capture_logs() as logs:
             for chunk in listener.chunks():
-                messages += sum(isinstance(e, Message) for e in pipeline.feed(chunk))
-                if messages:
+                # As runner.run does for listen: the listener is told what each chunk gave.
+                events = pipeline.feed(chunk)
+                listener.observe(events)
+                messages += sum(isinstance(e, Message) for e in events)
+                if messages or not listener.detecting:
                     listener.stop()
     finally:
         timer.cancel()
@@ -375,6 +383,7 @@ def test_auto_detection_rejects_settings_that_garble_and_picks_2400_8e1() -> Non
     order = (*AUTO_SETTINGS[1:], AUTO_SETTINGS[0])
     listener, logs, messages = detect("garble://2400/E?interval=0.05", order, TIMEOUT)
     assert messages == 1
+    assert listener.messages == 1  # learnt from the events, as the reporter counts them
     assert listener.settings == SerialSettings(2400, "E")
     assert not listener.detecting
     [found] = [e for e in logs if e["event"] == "serial settings detected"]
@@ -388,6 +397,19 @@ def test_auto_detection_tries_the_common_settings_in_order_until_one_gives_a_fra
     listener, _, messages = detect("garble://115200/N?interval=0.05", AUTO_SETTINGS, TIMEOUT)
     assert messages == 1
     assert listener.settings == SerialSettings(115200, "N")
+
+
+@pytest.mark.usefixtures("garble_urls")
+def test_auto_detection_keeps_the_setting_whose_frames_check_out_even_with_a_wrong_key() -> None:
+    # Every frame fails to decrypt, yet its checksums are right: the setting is found.
+    wrong = Keys(parse_key("00" * 16), parse_key(sv.RADIUS_AUTH_KEY))
+    listener, logs, messages = detect(
+        "garble://9600/E?interval=0.05", AUTO_SETTINGS, TIMEOUT, keys=wrong
+    )
+    assert messages == 0 and listener.messages == 0
+    assert listener.settings == SerialSettings(9600, "E")
+    assert not listener.detecting
+    assert any(e["event"] == "serial settings detected" for e in logs)
 
 
 @pytest.mark.usefixtures("garble_urls")
