@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from amsread.dlms.ciphering import Ciphered, Plaintext, open_ciphered
+from amsread.dlms.ciphering import Ciphered, Plaintext, open_ciphered, proves_key
 from amsread.dlms.keys import Keys
 from amsread.dlms.unwrap import Failed, Step
 from amsread.errors import AuthenticationError, DecodeError, DecryptionError
@@ -72,11 +72,13 @@ class TelegramReader:
             failed = steps[-1]
             out.append(pipeline._fail(exc, failed.ciphered if isinstance(failed, Failed) else None))
             return
-        event = self._message(telegram, ciphered.system_title, pipeline._security(ciphered, plain))
+        proven = proves_key(ciphered, plain)
+        security = pipeline._security(ciphered, plain, proven)
+        event = self._message(telegram, ciphered.system_title, security)
         if isinstance(event, Message):
             if plain.authenticated is False:
                 pipeline.counters["unauthenticated"] += 1
-            pipeline._accept(ciphered, plain)
+            pipeline._accept(ciphered, proven)
         out.append(event)
 
     def _unverified(self, failed: Step, out: list[Event]) -> tuple[Ciphered, Plaintext, bytes]:
