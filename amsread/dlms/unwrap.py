@@ -190,7 +190,7 @@ class Unwrapper:
         """The steps of one APDU as the link delivered it (after the LLC header)."""
         tag = apdu[0] if apdu else None
         if tag == DATA_NOTIFICATION:
-            # The pipeline's hot path: no list to grow, no call more.
+            # The pipeline's hot path: one step, no further call.
             return [NotificationReady(apdu)]
         steps: list[Step] = []
         if tag == GENERAL_BLOCK_TRANSFER:
@@ -206,9 +206,9 @@ class Unwrapper:
     def decipher(self, apdu: bytes, steps: list[Step]) -> Decrypted | None:
         """Header, replay guard and decryption of a ciphered APDU; the plaintext is not judged.
 
-        Appends ``CipheredHeader`` then ``Decrypted`` (also returned) or ``Failed``.
-        (without ``trace``: only ``Failed``).
-        Ciphered DSMR telegrams (Smarty) come here directly: their plaintext is text.
+        Appends ``CipheredHeader``, then ``Decrypted`` (also returned) or ``Failed``;
+        untraced, only a ``Failed``. Ciphered DSMR telegrams (Smarty) come here
+        directly: their plaintext is text, for the telegram reader to judge.
         """
         try:
             ciphered = parse_ciphered(apdu)
