@@ -1,7 +1,9 @@
 """The layers above the link on one APDU: block transfer, ciphering, data-notification.
 
-The builder makes the readings exactly as the pipeline does; the A-XDR tree,
-decoded from the same bytes, is only for annotating them.
+``dlms.unwrap`` takes the steps, exactly as for the pipeline; this module
+annotates each one (fields, problems, notes). The builder makes the readings
+exactly as the pipeline does; the A-XDR tree, decoded from the same bytes, is
+only for annotating them.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def node_content(node: axdr.Node) -> bytes | None:
 
 
 class ApduExplainer:
-    """Runs the layers above the link on one APDU and records what each one saw."""
+    """Annotates each step ``dlms.unwrap`` takes on an APDU: what each layer saw."""
 
     def __init__(self, keys: Keys | None = None, profiles: ProfileSet | None = None) -> None:
         self.keys = keys or Keys()
