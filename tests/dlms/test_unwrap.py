@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import seed_vectors as sv
-from builders import cipher_apdu, gbt_blocks
+from builders import LLC, cipher_apdu, gbt_blocks, hdlc_frame
 
+from amsread.diagnose.explain import explain_stream, render_text
 from amsread.dlms.ciphering import Ciphered, Decryptor
 from amsread.dlms.keys import Keys, parse_key
 from amsread.dlms.unwrap import (
@@ -27,7 +28,8 @@ from amsread.errors import (
     NoKeyError,
     ReplayError,
 )
-from amsread.model import Rejected, Skipped
+from amsread.model import Failure, Message, Rejected, Skipped
+from amsread.pipeline import Pipeline
 
 EK = parse_key(sv.RADIUS_KEY)
 AK = parse_key(sv.RADIUS_AUTH_KEY)
@@ -274,3 +276,37 @@ def test_untraced_losses_and_failures_are_still_returned() -> None:
 
 def test_untraced_without_a_decryptor_the_header_is_still_the_result() -> None:
     assert kinds(unwrapper(None, trace=False).feed(seal(sv.RADIUS_PLAINTEXT))) == ["CipheredHeader"]
+
+
+def lossy_block_stream() -> tuple[bytes, list[bytes]]:
+    """Four blocks, the third lost at first, then the transfer sent again whole."""
+    blocks = gbt_blocks(seal(sv.RADIUS_PLAINTEXT), 4)
+    sent = [blocks[0], blocks[1], blocks[3], *blocks]
+    return b"".join(hdlc_frame(LLC + block) for block in sent), blocks
+
+
+def test_explain_and_the_pipeline_see_the_same_losses_on_the_same_blocks() -> None:
+    stream, _blocks = lossy_block_stream()
+    pipeline = Pipeline(RADIUS_KEYS)
+    events = pipeline.feed(stream) + pipeline.close()
+    losses = [e.reason for e in events if isinstance(e, Rejected | Failure)]
+    report = explain_stream(stream, RADIUS_KEYS)
+    problems = [p.cause for s in report.sections for p in s.problems]
+    assert losses == problems == ["blocks_lost"]
+    assert sum(isinstance(e, Message) for e in events) == 1
+    text = render_text(report, False)
+    assert "APDU joined from 4 blocks" in text
+    # Only a block that was kept continues; the lost transfer's last block does not.
+    assert "block 2: the APDU continues in the next block" in text
+    assert "block 4: the APDU continues" not in text
+
+
+def test_explain_drops_the_transfer_a_malformed_block_breaks_as_the_pipeline_does() -> None:
+    blocks = gbt_blocks(seal(sv.RADIUS_PLAINTEXT), 3)
+    stream = b"".join(hdlc_frame(LLC + b) for b in (blocks[0], blocks[1] + b"\x00", blocks[2]))
+    pipeline = Pipeline(RADIUS_KEYS)
+    events = pipeline.feed(stream) + pipeline.close()
+    expected = [e.reason for e in events if isinstance(e, Rejected | Failure)]
+    report = explain_stream(stream, RADIUS_KEYS)
+    assert [p.cause for s in report.sections for p in s.problems] == expected
+    assert expected == ["blocks_lost", "bad_apdu"]

@@ -49,6 +49,7 @@ from amsread.dlms.ciphering import Decryptor
 from amsread.dlms.keys import Keys
 from amsread.dlms.unwrap import (
     BlockLost,
+    BlockReceived,
     Decrypted,
     Failed,
     NotificationReady,
@@ -133,8 +134,11 @@ class ApduExplainer:
         for step in steps:
             place = self._annotate(section, step, place)
         joined = any(isinstance(step, TransferComplete) for step in steps)
-        if apdu[:1] == _GBT_TAG and not section.problems and not joined:
-            section.outcome = "segment"
+        if apdu[:1] != _GBT_TAG or section.problems or joined:
+            return
+        # Part of a message, not one: kept for the next block, or of a lost transfer.
+        section.outcome = "segment"
+        if any(isinstance(step, BlockReceived) for step in steps):
             number = int.from_bytes(apdu[2:4], "big")
             section.notes.append(f"block {number}: the APDU continues in the next block")
 
