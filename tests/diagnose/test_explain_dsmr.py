@@ -160,6 +160,16 @@ def test_a_telegram_that_stops_at_the_end_of_the_input_says_so() -> None:
     assert "copy the complete telegram" in problem.next_step
 
 
+def test_a_telegram_copied_with_lf_line_ends_is_told_apart_from_damage() -> None:
+    report = explain_stream(V5.replace(b"\r\n", b"\n"))
+    [problem] = report.sections[0].problems
+    assert problem.cause == "bad_crc"
+    assert "matches once each line ends in CR LF" in problem.summary
+    assert "--capture" in problem.next_step
+    damaged = explain_stream(FLIPPED.replace(b"\r\n", b"\n"))
+    assert "bytes were changed or lost" in damaged.sections[0].problems[0].summary
+
+
 def test_seven_bits_with_parity_read_as_eight_is_named() -> None:
     report = explain_stream(PARITY)
     assert [p.cause for s in report.sections for p in s.problems] == ["seven_bits"]

@@ -309,6 +309,13 @@ class TelegramExplainer:
             section.problems.append(Problem("truncated", event.detail, next_step))
         elif event.reason == "truncated":
             section.problems.append(Problem("truncated", event.detail, _LOST_NEXT))
+        elif _crc_matches_with_crlf(region):
+            summary = (
+                f"{event.detail}; it matches once each line ends in CR LF: the text lost its"
+                " CRs when it was copied (an editor, a forum), the telegram itself is intact"
+            )
+            next_step = "explain a capture of the bytes as read (--save-raw, then --capture)"
+            section.problems.append(Problem(event.reason, summary, next_step))
         else:
             summary = f"{event.detail}: bytes were changed or lost on the line"
             section.problems.append(Problem(event.reason, summary, _DAMAGED_NEXT))
@@ -372,7 +379,7 @@ def _lines(raw: bytes) -> list[tuple[int, bytes]]:
 def _ident_field(ident: bytes) -> Field:
     text = ident.decode("ascii", "replace")
     flag = text[1:4]
-    maker = manufacturer_name(flag) or "not in the FLAG list"
+    maker = manufacturer_name(flag) or "not in amsread's list"
     meaning = f"manufacturer {flag} ({maker}), baud-rate character {text[4:5]!r}, type {text[5:]}"
     return Field(0, _hex(ident), "identification", meaning)
 
@@ -428,6 +435,16 @@ def _is_data_line(line: bytes) -> bool:
     paren = text.find("(")
     balanced = text.count("(") == text.count(")") and text.endswith(")")
     return paren > 0 and balanced and describe_code(text[:paren]) is not None
+
+
+def _crc_matches_with_crlf(region: bytes) -> bool:
+    """A telegram whose lines end in LF alone, and whose CRC matches them as CR LF."""
+    end = region.find(b"!")
+    if end < 0 or b"\r\n" in region[:end]:
+        return False
+    received = region[end + 1 : end + 5].strip()
+    body = region[: end + 1].replace(b"\n", b"\r\n")
+    return _is_hex(received) and crc16_arc(body) == int(received, 16)
 
 
 def _is_hex(text: bytes) -> bool:
