@@ -275,6 +275,9 @@ def joined_lines(lines: list[str]) -> list[str]:
 
 def _joined(lines: list[str]) -> list[str]:
     """Data lines, a continuation (``(`` first, DSMR 2.2/3 gas value) joined to its line."""
+    kept = [line for line in lines if line]
+    if "(" not in {line[0] for line in kept}:
+        return kept  # DSMR 4 and 5: no continuation lines, nothing to join
     out: list[str] = []
     for line in lines:
         if not line:
