@@ -14,11 +14,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amsread.app.cli import cli
-from amsread.diagnose.explain import explain_stream, render_json
+from amsread.diagnose.explain import explain_stream, render_json, render_text
 from amsread.dlms.keys import Keys
 from amsread.link.dsmr import crc16_arc
+from amsread.model import Message
+from amsread.pipeline import Pipeline
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 CORPUS = Path(__file__).parent.parent / "corpus" / "dsmr"
@@ -231,3 +235,35 @@ def test_hdlc_input_is_still_explained_as_hdlc() -> None:
 
     report = explain_stream(sv.RADIUS_FRAME)
     assert report.sections[0].summary.startswith("HDLC")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, len(V5) + len(V4) - 1), st.integers(0, 255)), max_size=6),
+    st.integers(0, len(V5) + len(V4)),
+)
+def test_explain_of_damaged_telegrams_never_fails_and_names_every_loss(
+    changes: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(V5 + V4)
+    for index, value in changes:
+        data[index] = value
+    damaged = bytes(data[:cut])
+    report = explain_stream(damaged)
+    render_text(report)
+    render_json(report)
+    # explain and the daemon agree: what one decodes, the other does.
+    pipeline = Pipeline(framing="dsmr")
+    messages = [e for e in pipeline.feed(damaged) + pipeline.close() if isinstance(e, Message)]
+    assert sum(s.outcome == "decoded" for s in report.sections) == len(messages)
+    if not report.ok:
+        assert any(s.problems for s in report.sections) or "nothing to explain" in report.verdict
+
+
+def test_intact_telegrams_back_to_back_all_decode() -> None:
+    report = explain_stream(V5 + V4 + V5)
+    assert report.ok and [s.outcome for s in report.sections] == ["decoded"] * 3
+    # A CRC-less telegram after ones with a CRC is a damaged one, as the daemon says.
+    report = explain_stream(V5 + V22)
+    assert [p.cause for s in report.sections for p in s.problems] == ["bad_crc"]
+    assert "without CRC from a meter that sends one" in report.sections[1].problems[0].summary
