@@ -37,6 +37,8 @@ class _Spec:
     objects: dict[str, dict[str, str]]
     mbus: dict[str, dict[str, str]]
     media: dict[int, str]
+    #: A.C.D of a code -> the units the specifications give for its value.
+    units: dict[str, tuple[str, ...]]
 
 
 @cache
@@ -44,7 +46,14 @@ def _spec() -> _Spec:
     text = resources.files("amsread.readings").joinpath("data/dsmr.toml").read_text("utf-8")
     data = tomllib.loads(text)
     media = {int(key): name for key, name in data["media"].items()}
-    return _Spec(data["objects"], data["mbus"], media)
+    units = {key: tuple(names) for key, names in data["units"].items()}
+    return _Spec(data["objects"], data["mbus"], media, units)
+
+
+def expected_units(obis: str) -> tuple[str, ...]:
+    """The units the specifications give for a code's value (``()``: none, or not listed)."""
+    medium, _channel, c, d, *_ = obis.split(".")
+    return _spec().units.get(f"{medium}.{c}.{d}", ())
 
 
 def number(text: str) -> int | float | None:

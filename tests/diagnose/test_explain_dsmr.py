@@ -267,3 +267,22 @@ def test_intact_telegrams_back_to_back_all_decode() -> None:
     report = explain_stream(V5 + V22)
     assert [p.cause for s in report.sections for p in s.problems] == ["bad_crc"]
     assert "without CRC from a meter that sends one" in report.sections[1].problems[0].summary
+
+
+def test_a_unit_the_specifications_do_not_give_is_marked() -> None:
+    odd = with_crc(V5[: V5.index(b"!")].replace(b"000004.426*kWh", b"000004.426*MWh") + b"!")
+    report = explain_stream(odd)
+    assert report.ok  # read as sent all the same
+    line = next(f for f in report.sections[0].blocks[0].fields if f.name == "1-0:1.8.1")
+    assert line.status == "bad"
+    assert line.meaning.endswith("unit MWh where the specifications give kWh or Wh")
+    fine = next(f for f in explain_stream(V5).sections[0].blocks[0].fields if f.name == "1-0:1.8.1")
+    assert fine.status == "" and "specifications" not in fine.meaning
+
+
+def test_a_gas_meter_without_data_is_a_reading_without_unit() -> None:
+    report = explain_stream((CORPUS / "v5_iskra_two_mbus.txt").read_bytes())
+    gas = [f for f in report.sections[0].blocks[0].fields if f.name.endswith(":24.2.1")]
+    # Channel 1 holds a meter that sent no data (0, no unit), channel 2 one in m3.
+    assert [f.status for f in gas] == ["bad", ""]
+    assert "no unit where the specifications give m3" in gas[0].meaning

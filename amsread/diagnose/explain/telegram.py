@@ -38,7 +38,7 @@ from amsread.link.dsmr import (
     crc16_arc,
 )
 from amsread.model import Reading, Rejected
-from amsread.readings.dsmr import Code, TelegramParser, describe_code
+from amsread.readings.dsmr import Code, TelegramParser, describe_code, expected_units
 from amsread.readings.manufacturers import manufacturer_name
 from amsread.readings.telegrams import inner_telegram
 
@@ -211,6 +211,11 @@ class TelegramExplainer:
         if reading.captured_at is not None:
             shown += f" (captured {reading.captured_at})"
         meaning = f"{reading.name or '(no name)'} = {shown}; {_definition(code, reading)}"
+        units = expected_units(code.obis)
+        if units and reading.unit not in units:
+            sent = f"unit {reading.unit}" if reading.unit else "no unit"
+            meaning += f"; {sent} where the specifications give {' or '.join(units)}"
+            return Field(offset, _hex(line), text[: text.find("(")], meaning, "bad")
         return Field(offset, _hex(line), text[: text.find("(")], meaning)
 
     # -- ciphered (Smarty, Austrian P1) ---------------------------------------
