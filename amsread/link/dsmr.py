@@ -100,8 +100,10 @@ def crc16_arc(data: bytes | bytearray | memoryview) -> int:
 
 #: Gap lengths whose zero-advance tables ``TelegramCrc`` keeps (a meter's layout has a few dozen).
 MAX_GAP_TABLES = 512
-#: More runs of changed bytes than this and the CRC is computed in full (new gap tables cost).
+#: More runs of changed bytes than this and the CRC is computed in full.
 MAX_CHANGED_RUNS = 64
+#: Zero-advance tables one telegram may add; needing more, its CRC is computed in full.
+MAX_NEW_TABLES = 4
 _NONZERO_RUN = re.compile(rb"[^\x00]+")
 #: A state moved over n zero bytes: the image of its low byte XOR that of its high byte.
 _GapTables = tuple[list[int], list[int]]
@@ -139,19 +141,26 @@ class TelegramCrc:
 
     def _sparse(self, diff: bytes) -> int | None:
         """The CRC of bytes that are mostly zero, run of changes by run; None if not sparse."""
-        runs = _NONZERO_RUN.findall(diff)
-        if len(runs) > MAX_CHANGED_RUNS:
+        spans = [run.span() for run in _NONZERO_RUN.finditer(diff)]
+        if len(spans) > MAX_CHANGED_RUNS:
+            return None
+        # Tables for new gap lengths cost ~0.5 ms each: a few per telegram, as a
+        # meter's layout is learnt; more (noise, another meter) is computed in full.
+        ends = [end for _, end in spans]
+        gaps = {start - end for (start, _), end in zip(spans[1:], ends, strict=False)}
+        if ends and ends[-1] < len(diff):
+            gaps.add(len(diff) - ends[-1])
+        if sum(gap not in self._gaps for gap in gaps) > MAX_NEW_TABLES:
             return None
         by_byte = _crc_tables()[0]
         crc = 0
         pos = 0
-        for run in runs:
-            start = diff.index(run, pos)
+        for start, end in spans:
             if crc and start > pos:
                 crc = self._advance(crc, start - pos)
-            for byte in run:
+            for byte in diff[start:end]:
                 crc = (crc >> 8) ^ by_byte[(crc ^ byte) & 0xFF]
-            pos = start + len(run)
+            pos = end
         if crc and pos < len(diff):
             crc = self._advance(crc, len(diff) - pos)
         return crc
