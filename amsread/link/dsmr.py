@@ -102,7 +102,7 @@ def crc16_arc(data: bytes | bytearray | memoryview) -> int:
 MAX_GAP_TABLES = 512
 #: More runs of changed bytes than this and the CRC is computed in full.
 MAX_CHANGED_RUNS = 64
-#: Zero-advance tables one telegram may add; needing more, its CRC is computed in full.
+#: Zero-advance tables one telegram may add; other new gaps are composed (~5 lookups).
 MAX_NEW_TABLES = 4
 _NONZERO_RUN = re.compile(rb"[^\x00]+")
 #: A state moved over n zero bytes: the image of its low byte XOR that of its high byte.
@@ -125,6 +125,7 @@ class TelegramCrc:
         self._last = b""
         self._last_crc = 0
         self._gaps: dict[int, _GapTables] = {}
+        self._new_tables = 0
 
     def __call__(self, data: bytes) -> int:
         last = self._last
@@ -144,15 +145,8 @@ class TelegramCrc:
         spans = [run.span() for run in _NONZERO_RUN.finditer(diff)]
         if len(spans) > MAX_CHANGED_RUNS:
             return None
-        # Tables for new gap lengths cost ~0.5 ms each: a few per telegram, as a
-        # meter's layout is learnt; more (noise, another meter) is computed in full.
-        ends = [end for _, end in spans]
-        gaps = {start - end for (start, _), end in zip(spans[1:], ends, strict=False)}
-        if ends and ends[-1] < len(diff):
-            gaps.add(len(diff) - ends[-1])
-        if sum(gap not in self._gaps for gap in gaps) > MAX_NEW_TABLES:
-            return None
         by_byte = _crc_tables()[0]
+        self._new_tables = 0
         crc = 0
         pos = 0
         for start, end in spans:
@@ -166,13 +160,36 @@ class TelegramCrc:
         return crc
 
     def _advance(self, crc: int, zeros: int) -> int:
+        """The state after ``zeros`` zero bytes."""
         tables = self._gaps.get(zeros)
         if tables is None:
+            # A table costs ~0.5 ms: a few per telegram while a meter's layout
+            # is learnt, the rest composed from the tables of powers of two.
+            if self._new_tables >= MAX_NEW_TABLES:
+                return _compose(crc, zeros)
+            self._new_tables += 1
             if len(self._gaps) >= MAX_GAP_TABLES:
                 self._gaps.clear()
             tables = self._gaps[zeros] = _gap_tables(zeros)
         low, high = tables
         return low[crc & 0xFF] ^ high[crc >> 8]
+
+
+def _compose(crc: int, zeros: int) -> int:
+    """The state after ``zeros`` zero bytes, a table per set bit of ``zeros``."""
+    level = 0
+    while zeros:
+        if zeros & 1:
+            low, high = _power_tables(level)
+            crc = low[crc & 0xFF] ^ high[crc >> 8]
+        zeros >>= 1
+        level += 1
+    return crc
+
+
+@cache
+def _power_tables(level: int) -> _GapTables:
+    return _gap_tables(1 << level)
 
 
 def _gap_tables(zeros: int) -> _GapTables:
