@@ -63,6 +63,8 @@ TARGET_PEER_RATIO = 15
 TARGET_P99_MS = 5.0
 TARGET_IDLE_CPU = 0.5  # % of a core
 TARGET_RSS_MB = 40
+#: The redesign (issue #12) may cost at most this much replay speed against a baseline.
+BASELINE_TOLERANCE = 0.10
 TARGET_HELP_MS = 150
 TARGET_DECODE_MS = 300
 
@@ -181,9 +183,12 @@ def inprocess_replay(path: str, repeat: int) -> dict[str, Any]:
     return {"seconds": best}
 
 
-def child_inprocess(path: Path, repeat: int, cpu: int, env: dict[str, str]) -> dict[str, Any]:
+def child_inprocess(
+    path: Path, repeat: int, cpu: int, env: dict[str, str], python: str = sys.executable
+) -> dict[str, Any]:
+    """Time the in-process replay in a fresh child; ``python`` picks whose amsread it imports."""
     out = subprocess.run(
-        pinned([sys.executable, __file__, "--_inprocess", str(path), "--repeat", str(repeat)], cpu),
+        pinned([python, __file__, "--_inprocess", str(path), "--repeat", str(repeat)], cpu),
         env=env,
         capture_output=True,
         text=True,
@@ -461,16 +466,7 @@ def measure_replay(
     log(f"replay {label}: amsread in-process")
     inproc = child_inprocess(path, args.repeat, args.cpu, spec.env)
     log(f"replay {label}: amsread whole process")
-    runs = [
-        timed_process(
-            amsread_cmd("replay", str(path), "--format", "jsonl"),
-            args.cpu,
-            env=spec.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(args.repeat)
-    ]
+    runs = whole_replays(amsread_cmd(), path, args, spec)
     whole = min(r[0] for r in runs)
     rss_kb = max(r[2] for r in runs)
     status = ",".join(sorted({str(r[1]) for r in runs}))
@@ -486,6 +482,7 @@ def measure_replay(
         else:
             checks[f"{peer} ({label})"] = f"decoded {result.get('frames')} pushes"
     raw[label] = {"inprocess": inproc, "whole": runs, "peers": peer_results}
+    baseline_rows = measure_baseline(spec, path, args)
 
     fps_in = frames / inproc["seconds"]
     fps_whole = frames / whole
@@ -544,7 +541,70 @@ def measure_replay(
             f"≤ {TARGET_RSS_MB} MB",
             verdict(rss_kb / 1024 <= TARGET_RSS_MB),
         ),
+        *baseline_rows,
     ]
+
+
+def whole_replays(
+    command: list[str],
+    path: Path,
+    args: argparse.Namespace,
+    spec: StreamSpec,
+    runs: int | None = None,
+) -> list[tuple[float, int, int]]:
+    """Whole-process replays of ``path`` by the amsread ``command`` (``--repeat`` of them)."""
+    return [
+        timed_process(
+            [*command, "replay", str(path), "--format", "jsonl"],
+            args.cpu,
+            env=spec.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(args.repeat if runs is None else runs)
+    ]
+
+
+def measure_baseline(spec: StreamSpec, path: Path, args: argparse.Namespace) -> list[Row]:
+    """This tree against an earlier checkout (``--baseline DIR``) on the same stream.
+
+    The two are timed in turns, round by round, so a change in the machine's
+    load between them weighs on both alike; best of ``--repeat`` rounds each.
+    """
+    if args.baseline is None:
+        return []
+    venv = args.baseline / ".venv" / "bin"
+    rev = baseline_revision(args.baseline)
+    log(f"replay {spec.label}: this tree and baseline {rev}, in turns")
+    pythons = {"this": sys.executable, "baseline": str(venv / "python")}
+    commands = {"this": amsread_cmd(), "baseline": [str(venv / "amsread")]}
+    inproc: dict[str, list[float]] = {"this": [], "baseline": []}
+    whole: dict[str, list[float]] = {"this": [], "baseline": []}
+    for _ in range(args.repeat):
+        for who in ("this", "baseline"):
+            child = child_inprocess(path, 1, args.cpu, spec.env, pythons[who])
+            inproc[who].append(child["seconds"])
+            whole[who].append(whole_replays(commands[who], path, args, spec, runs=1)[0][0])
+    speed_in = min(inproc["baseline"]) / min(inproc["this"])
+    speed_whole = min(whole["baseline"]) / min(whole["this"])
+    return [
+        Row(
+            f"replay {spec.label}: this tree ÷ baseline {rev}, timed in turns",
+            f"in-process {speed_in:.2f}×, whole process {speed_whole:.2f}×",
+            target=f"≥ {1 - BASELINE_TOLERANCE:.2f}×",
+            met=verdict(min(speed_in, speed_whole) >= 1 - BASELINE_TOLERANCE),
+        )
+    ]
+
+
+def baseline_revision(checkout: Path) -> str:
+    found = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() or checkout.name
 
 
 # -- main ------------------------------------------------------------------------
@@ -563,6 +623,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="peers on 2,000 frames, no file")
     parser.add_argument("--label", default="", help="a note for RESULTS.md (e.g. 'before')")
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="an earlier checkout with its own .venv: its replays timed in the same run",
+    )
     parser.add_argument("--_inprocess", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 

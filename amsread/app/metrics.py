@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from amsread import __version__
 from amsread.errors import UsageError
-from amsread.model import LazyMessage, Message
+from amsread.model import Message
 from amsread.output.writers import Writer
 
 if TYPE_CHECKING:
@@ -212,16 +212,14 @@ class LatestReadings:
 def _labelled_values(message: Message) -> Iterator[tuple[str | None, str | None, str | None, Any]]:
     """(obis, name, unit, value) of each reading; raw readings left out.
 
-    A LazyMessage's labels and values are read as they are: building its
+    The message's labels and values are read as they are: making its
     Reading objects would take the JSON writer off its fast path.
     """
-    if isinstance(message, LazyMessage) and message.values is not None and message.labels:
-        for (obis, name, unit), value in zip(message.labels.labels, message.values, strict=True):
+    labels = message.list_layout.labels
+    raw = labels.raw or (False,) * len(labels.labels)
+    for (obis, name, unit), is_raw, value in zip(labels.labels, raw, message.values, strict=True):
+        if not is_raw:
             yield obis, name, unit, value
-        return
-    for r in message.readings:
-        if not getattr(r, "raw", False):
-            yield r.obis, r.name, r.unit, r.value
 
 
 class ObservedWriter:

@@ -53,7 +53,7 @@ class Reporter:
                 "message decoded",
                 system_title=event.system_title,
                 invocation_counter=event.invocation_counter,
-                readings=event.reading_count,  # builds no readings (LazyMessage)
+                readings=event.reading_count,  # makes no Reading objects
                 profile=event.profile,
             )
             if event.authenticated is False:
@@ -95,31 +95,30 @@ class Reporter:
                 self.seen.add("unauthenticated")
 
     def _security_notes(self, message: Message) -> None:
-        if message.extra.get("keys_swapped"):
+        if message.keys_swapped:
             self._once(
                 "keys_swapped",
                 "the encryption key and the authentication key are swapped: the tag"
                 " verified only the other way round, so amsread uses them swapped",
                 hint=reasons.hint("keys_swapped"),
             )
-        missed = message.extra.get("missed_pushes")
-        if missed:
+        if message.missed_pushes:
             self.log.info(
                 "push messages missed: the invocation counter jumped",
-                missed=missed,
+                missed=message.missed_pushes,
                 system_title=message.system_title,
                 invocation_counter=message.invocation_counter,
             )
 
     def _reading_notes(self, message: Message) -> None:
-        hint = message.extra.get("hint")
+        hint = message.hint
         if hint:
             # An unknown list of bare values: said once, with the profile it needs.
-            self._once(f"layout:{hint}", str(hint), system_title=message.system_title)
-        for note in message.extra.get("raw_readings") or ():  # type: ignore[attr-defined]
+            self._once(f"layout:{hint}", hint, system_title=message.system_title)
+        for note in message.raw_notes:
             # Once per meter and code: the log line says the profile line to add.
             self._once(
-                f"raw:{message.system_title}:{note}", str(note), system_title=message.system_title
+                f"raw:{message.system_title}:{note}", note, system_title=message.system_title
             )
         for flag in self.sanity.check(message):
             self._once(

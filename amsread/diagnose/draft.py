@@ -174,7 +174,7 @@ def _implied(readings: Sequence[Reading]) -> list[Reading]:
 def _item_count(message: Message) -> int:
     """The body's element count (what match.items compares), from the list's shape."""
     per_value = {"obis-value pairs": 2, "obis-value-scaler triplets": 3}
-    coded = per_value.get(str(message.extra.get("shape")), 1)
+    coded = per_value.get(str(message.shape), 1)
     return max(1, sum(coded if r.obis is not None else 1 for r in message.readings))
 
 

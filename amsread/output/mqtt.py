@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import urllib.parse
 from dataclasses import dataclass
@@ -146,12 +147,38 @@ class _StateText:
 
 
 class _Meter:
-    """What has been announced for one meter: its readings' topic names."""
+    """One meter: its readings announced so far and its topics, each worked out once."""
 
     def __init__(self, topics: Topics) -> None:
         self.topics = topics
         self.readings: dict[str, ReadingInfo] = {}
         self.discovery: str | None = None
+        self._names: dict[tuple[str | None, str | None], str] = {}
+        self._topics: dict[str, str] = {}
+
+    def topic_name(self, name: str | None, obis: str | None) -> str:
+        key = (name, obis)
+        found = self._names.get(key)
+        if found is None:
+            found = self._names[key] = reading_topic_name(name, obis)
+        return found
+
+    def topic(self, topic_name: str) -> str:
+        found = self._topics.get(topic_name)
+        if found is None:
+            found = self._topics[topic_name] = self.topics.reading(topic_name)
+        return found
+
+
+def value_text(value: int | float | str) -> str:
+    """A reading's bare value as JSON text (strings bare): ``json.dumps``, without its cost."""
+    if type(value) is str:
+        return value
+    # json.dumps writes exact ints and finite floats with their own repr; the rest
+    # (bools, NaN, subclasses) goes through json itself.
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)
+    return json.dumps(value)
 
 
 class MqttWriter:
@@ -164,6 +191,8 @@ class MqttWriter:
         self.log = log
         self._state = _StateText()
         self._meters: dict[str, _Meter] = {}
+        #: The same meters by the id or system title they send, before topic_id().
+        self._by_sent_id: dict[str | None, _Meter] = {}
         self._raw_warned = False
         self.queue = MqttQueue(options, log, on_connect=self._announce_all)
 
@@ -173,18 +202,17 @@ class MqttWriter:
         new = False
         used: set[str] = set()
         for reading in message.readings:
-            if getattr(reading, "raw", False):
+            value = reading.value
+            if reading.raw:
                 self._say_raw(reading.obis)
                 continue
-            if reading.value is None:
+            if value is None:
                 continue
-            name = reading_topic_name(reading.name, reading.obis)
+            name = meter.topic_name(reading.name, reading.obis)
             if name in used:  # a repeated name keeps its OBIS code
-                name = reading_topic_name(None, reading.obis)
+                name = meter.topic_name(None, reading.obis)
             used.add(name)
-            value = reading.value
-            text = value if isinstance(value, str) else json.dumps(value)
-            publishes.append((meter.topics.reading(name), text, True))
+            publishes.append((meter.topic(name), value_text(value), True))
             if name not in meter.readings:
                 numeric = isinstance(value, int | float) and not isinstance(value, bool)
                 meter.readings[name] = ReadingInfo(
@@ -203,10 +231,14 @@ class MqttWriter:
         self.queue.close()
 
     def _meter(self, message: Message) -> _Meter:
-        name = meter_name(message)
-        meter = self._meters.get(name)
+        sent_id = message.meter_id or message.system_title
+        meter = self._by_sent_id.get(sent_id)
         if meter is None:
-            meter = self._meters[name] = _Meter(Topics(self.options.url.path, name))
+            name = meter_name(message)
+            meter = self._meters.get(name)
+            if meter is None:
+                meter = self._meters[name] = _Meter(Topics(self.options.url.path, name))
+            self._by_sent_id[sent_id] = meter
         return meter
 
     def _discovery(self, meter: _Meter, message: Message) -> dict[str, Any]:

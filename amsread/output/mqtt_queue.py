@@ -2,13 +2,13 @@
 
 ``put()`` never blocks a live reader: a batch (one message's publishes) goes
 into a deque; when it is full the oldest batch is dropped and counted
-(``mqtt_dropped``). A sender thread publishes batches at QoS 1 while
-connected and retires a batch only when the broker acknowledged all of it;
-on a lost connection the unacknowledged batches go back to the front of the
-queue and are sent again after the reconnect (duplicates are QoS 1's
-"at least once", nothing goes missing). A network thread connects, runs
-paho's loop and reconnects with backoff, naming the cause of each failure
-once in one line.
+(``mqtt_dropped``). One thread, ``mqtt``, connects, reconnects with backoff
+(naming the cause of each failure once in one line) and runs paho's loop
+itself: it publishes batches at QoS 1 while connected and retires a batch
+only when the broker acknowledged all of it; on a lost connection the
+unacknowledged batches go back to the front of the queue and are sent again
+after the reconnect (duplicates are QoS 1's "at least once", nothing goes
+missing).
 
 The connection starts with the first batch, because the last will
 (``<prefix>/<meter>/status`` = ``offline``) names the meter.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import select
 import socket
 import ssl
 import threading
@@ -38,6 +39,10 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 60.0
 #: At exit: how long to wait for the queue to drain while the broker is away.
 CLOSE_GRACE = 5.0
+#: At exit: how long to wait for the broker to take the ``offline`` status.
+GOODBYE_WAIT = 2.0
+#: The loop's longest wait with nothing to do (keepalive pings are due far later).
+IDLE_TICK = 1.0
 
 
 class MqttQueue:
@@ -60,13 +65,18 @@ class MqttQueue:
         self._stopping = False
         self._problem: str | None = None
         self._meters: set[str] = set()
+        #: Meters seen while connected, whose ``online`` status the loop still sends.
+        self._new_meters: list[str] = []
         self.tally = {"mqtt_messages": 0, "mqtt_publishes": 0, "mqtt_dropped": 0}
         self.tally["mqtt_connects"] = 0
         self._client: Any = None
-        self._threads: list[threading.Thread] = []
-        self._wake = threading.Event()
-        #: Set when the connection is gone (or we are closing).
-        self._down = threading.Event()
+        self._thread: threading.Thread | None = None
+        # A byte on this socket pair ends the loop's select(); one per wait, not per put.
+        self._wake_read: socket.socket | None = None
+        self._wake_write: socket.socket | None = None
+        self._woken = False
+        #: Set at close: ends the wait between two connection attempts.
+        self._closing = threading.Event()
         self._spool = Spool(options.spool, bound) if options.spool else None
         if self._spool is not None:
             left = self._spool.load()
@@ -78,18 +88,25 @@ class MqttQueue:
     # -- the reader's side ---------------------------------------------------
 
     def put(self, meter: str, publishes: tuple[Publish, ...]) -> None:
-        # Rule: paho is never called while holding self._lock (its callbacks take it).
+        # Rule: paho is called only by the mqtt thread, never holding self._lock.
         batch = (meter, publishes)
-        announce = False
         with self._lock:
             if self._client is None:
                 self._start(meter)
             if meter not in self._meters:
                 self._meters.add(meter)
-                announce = self._connected
+                if self._connected:
+                    self._new_meters.append(meter)
             if self.options.wait_when_full:
-                while len(self._queue) >= self.bound and self._connected and not self._stopping:
+                # Also before the first connection is up (no failure named yet):
+                # a file read faster than a broker connects loses nothing.
+                while (
+                    len(self._queue) >= self.bound
+                    and (self._connected or self._problem is None)
+                    and not self._stopping
+                ):
                     self._lock.wait(0.5)
+            idle = not self._queue
             self._queue.append(batch)
             if len(self._queue) > self.bound:
                 self._drop_oldest()
@@ -97,9 +114,8 @@ class MqttQueue:
                 if not self._spool.append(batch):
                     self._spool.rewrite(self._pending())
                 self._spool_problem()
-            self._lock.notify_all()
-        if announce:
-            self._publish_status(meter, "online")
+            if idle:  # else the loop takes it with the rest, at the next acknowledgement
+                self._wake()
 
     def _drop_oldest(self) -> None:
         self._queue.popleft()
@@ -120,31 +136,27 @@ class MqttQueue:
             while self._queue or self._inflight:
                 if not self._connected and time.monotonic() > deadline:
                     break
-                if self._client is None:
+                if self._thread is None or not self._thread.is_alive():
                     break
                 self._lock.wait(0.1)
                 if self._connected:
                     deadline = time.monotonic() + CLOSE_GRACE
             left = list(self._pending())
-            connected = self._connected
             self._stopping = True
+            self._wake()
             self._lock.notify_all()
-        if connected:
-            infos = [self._publish_status(meter, "offline") for meter in sorted(self._meters)]
-            for info in infos:
-                with contextlib.suppress(RuntimeError, ValueError):
-                    info.wait_for_publish(2.0)
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(GOODBYE_WAIT + CLOSE_GRACE)
         if self._spool is not None:
             self._spool.rewrite(left)
         if left:
             where = f"kept in {self._spool.path}" if self._spool else "lost (use --mqtt-spool)"
             self.log.warning("MQTT messages not delivered at exit", messages=len(left), kept=where)
-        self._wake.set()
-        if self._client is not None:
-            self._client.disconnect()
-        self._down.set()
-        for thread in self._threads:
-            thread.join(5.0)
+        if self._thread is None or not self._thread.is_alive():
+            for end in (self._wake_read, self._wake_write):
+                if end is not None:
+                    end.close()
         self.log.info("mqtt", broker=str(self.options.url), **self.tally)
 
     def report(self) -> dict[str, int]:
@@ -160,10 +172,10 @@ class MqttQueue:
     def _start(self, meter: str) -> None:
         self._meters.add(meter)
         self._client = self._make_client(Topics(self.options.url.path, meter).status)
-        for target, name in ((self._network, "mqtt-network"), (self._sender, "mqtt-sender")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._thread.start()
 
     def _make_client(self, will_topic: str) -> Any:
         import paho.mqtt.client as mqtt
@@ -185,13 +197,17 @@ class MqttQueue:
         # Unlimited: our WINDOW bounds what is in flight, and paho scans its whole
         # queue on every acknowledgement when it has a limit (quadratic).
         client.max_inflight_messages_set(0)
+        # paho's external-loop interface: with a write callback, publish() only queues
+        # the packet and our loop writes a whole message's packets in one go; paho's
+        # own thread (loop_start) costs a socket-pair wake-up and a lock handover per
+        # publish, ~45 us against ~30 us of CPU per acknowledged publish.
+        client.on_socket_register_write = _nothing
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
 
-    def _network(self) -> None:
+    def _run(self) -> None:
         url = self.options.url
         delay = BACKOFF_FIRST
         while not self._stopping:
@@ -200,19 +216,70 @@ class MqttQueue:
             except Exception as exc:
                 self._failed(describe_connect_error(exc, url.host, url.port))
             else:
-                # paho's own thread (loop_start) sends faster than publishes written
-                # from ours; with reconnect_on_failure off it ends at a disconnect.
-                self._down.clear()
-                self._client.loop_start()
-                self._down.wait()
-                self._client.loop_stop()
-                if self._problem is None:
+                if self._serve():
                     delay = BACKOFF_FIRST  # it was up: the next try comes soon
             if self._stopping:
                 return
-            self._wake.wait(delay)
-            self._wake.clear()
+            self._closing.wait(delay)
             delay = min(delay * 2, BACKOFF_MAX)
+
+    def _serve(self) -> bool:
+        """Run paho's loop on this connection until it is lost or we close; True if it was up."""
+        client = self._client
+        sock = client.socket()
+        was_up = False
+        while client.socket() is sock:
+            if self._pump(client):
+                self._goodbye(client, sock)
+                break
+            self._step(client, sock, IDLE_TICK)
+            was_up = was_up or self._connected
+        return was_up
+
+    def _step(self, client: Any, sock: Any, timeout: float) -> None:
+        """Wait for the socket or a wake-up, then let paho read, write and keep alive."""
+        pending = sock.pending() if hasattr(sock, "pending") else 0  # TLS's own buffer
+        writers = [sock] if client.want_write() else []
+        wake = self._wake_read
+        readable, writable, _ = select.select(
+            [sock, wake], writers, [], 0.0 if pending else timeout
+        )
+        if wake is not None and wake in readable:
+            self._drain_wake(wake)
+        if pending or sock in readable:
+            client.loop_read()
+        if writable and client.socket() is sock:
+            client.loop_write()
+        if client.socket() is sock:
+            client.loop_misc()
+
+    def _goodbye(self, client: Any, sock: Any) -> None:
+        """At exit: say offline (and wait a little for it), then disconnect."""
+        if self._connected:
+            infos = [self._publish_status(meter, "offline") for meter in sorted(self._meters)]
+            deadline = time.monotonic() + GOODBYE_WAIT
+            while client.socket() is sock and time.monotonic() < deadline:
+                with contextlib.suppress(RuntimeError, ValueError):
+                    if all(info.is_published() for info in infos):
+                        break
+                client.loop_write()
+                self._step(client, sock, 0.1)
+        if client.socket() is sock:
+            client.disconnect()
+            client.loop_write()
+
+    def _wake(self) -> None:
+        """Called holding the lock: end the loop's wait, once until it has woken."""
+        if not self._woken and self._wake_write is not None:
+            self._woken = True
+            with contextlib.suppress(OSError):
+                self._wake_write.send(b"\0")
+
+    def _drain_wake(self, wake: socket.socket) -> None:
+        with self._lock:
+            self._woken = False
+            with contextlib.suppress(OSError):
+                wake.recv(4096)
 
     def _failed(self, problem: str) -> None:
         if problem != self._problem:
@@ -234,6 +301,7 @@ class MqttQueue:
             client.subscribe(f"{self.options.ha_prefix}/status", qos=1)
         with self._lock:
             meters = sorted(self._meters)
+            self._new_meters.clear()
         for meter in meters:
             self._publish_status(meter, "online")
         for topic, payload, retain in self._announce():
@@ -255,13 +323,8 @@ class MqttQueue:
                 self._spool.rewrite(self._queue)
                 self._spool_problem()
             self._lock.notify_all()
-        self._down.set()
         if was and not self._stopping:
             self._failed(f"connection lost ({reason}); queueing messages until it is back")
-
-    def _on_publish(self, *_args: Any) -> None:
-        with self._lock:
-            self._lock.notify_all()
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
         # Home Assistant's birth message: it may have lost the entities; send them again.
@@ -279,49 +342,67 @@ class MqttQueue:
 
     # -- sending -------------------------------------------------------------
 
-    def _sender(self) -> None:
-        client = self._client
-        while True:
+    def _pump(self, client: Any) -> bool:
+        """Publish what the window allows and write it out; True when closing."""
+        with self._lock:
+            self._retire()
+            greet, self._new_meters = self._new_meters, []
+            flights: list[_Flight] = []
+            if self._connected and not self._stopping:
+                room = WINDOW - len(self._inflight)
+                while room > 0 and self._queue:
+                    flights.append(_Flight(self._queue.popleft()))
+                    room -= 1
+                self._inflight.extend(flights)
+            stopping = self._stopping
+        for meter in greet:
+            self._publish_status(meter, "online")
+        publish = client.publish
+        count = 0
+        for flight in flights:
+            flight.infos = [publish(topic, text, 1, keep) for topic, text, keep in flight.batch[1]]
+            count += len(flight.infos)
+        if count:
             with self._lock:
-                self._retire()
-                while not self._connected or not self._queue or len(self._inflight) >= WINDOW:
-                    if self._stopping:
-                        return
-                    self._lock.wait(0.2)
-                    self._retire()
-                flight = _Flight(self._queue.popleft())
-                self._inflight.append(flight)
-            flight.infos = [
-                client.publish(topic, payload, qos=1, retain=retain)
-                for topic, payload, retain in flight.batch[1]
-            ]
-            with self._lock:
-                flight.sent = True
-                self.tally["mqtt_publishes"] += len(flight.infos)
+                self.tally["mqtt_publishes"] += count
+        if client.want_write():
+            client.loop_write()
+        return stopping
 
     def _retire(self) -> None:
-        """Forget the batches the broker has acknowledged, oldest first."""
+        """Called holding the lock: forget the batches the broker acknowledged, oldest first."""
         inflight = self._inflight
-        retired = False
-        while inflight and inflight[0].sent and all(i.is_published() for i in inflight[0].infos):
+        retired = 0
+        while inflight:
+            flight = inflight[0]
+            infos = flight.infos
+            while flight.acked < len(infos) and infos[flight.acked].is_published():
+                flight.acked += 1
+            if flight.acked < len(infos):
+                break
             inflight.popleft()
-            self.tally["mqtt_messages"] += 1
-            retired = True
+            retired += 1
         if retired:
+            self.tally["mqtt_messages"] += retired
             self._lock.notify_all()
             if not inflight and not self._queue and self._spool is not None:
                 self._spool.clear()
 
 
+def _nothing(*_args: Any) -> None:
+    """paho's write-callback: our own loop asks want_write() instead."""
+
+
 class _Flight:
     """A batch being published: acknowledged when every publish of it is."""
 
-    __slots__ = ("batch", "infos", "sent")
+    __slots__ = ("acked", "batch", "infos")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.infos: list[Any] = []
-        self.sent = False
+        #: How many of ``infos``, from the first, the broker has acknowledged.
+        self.acked = 0
 
 
 def describe_connect_error(exc: BaseException, host: str, port: int) -> str:

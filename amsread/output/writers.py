@@ -16,11 +16,10 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring as _encode_basestring
-from operator import attrgetter
 from typing import Any, Protocol, TextIO
 
 from amsread.errors import UsageError
-from amsread.model import Label, LazyMessage, Message, Reading, ReadingLabels
+from amsread.model import Label, ListLayout, Message, Reading, ReadingLabels
 
 #: Line separators that json leaves raw with ensure_ascii=False; escaped so that
 #: consumers splitting lines with str.splitlines() (or JavaScript) see one line.
@@ -119,12 +118,8 @@ class Writer(Protocol):
 
 #: Reading layouts (labels and value types) a JsonlWriter keeps a template for.
 JSONL_TEMPLATES = 256
-#: Message heads (system title, list id, authentication, profile) it keeps.
+#: Message heads (list layout, system title, authentication) it keeps.
 JSONL_HEADS = 64
-
-_LABEL = attrgetter("obis", "name", "unit")
-_RAW = attrgetter("raw")
-_VALUE = attrgetter("value")
 
 
 class _Template:
@@ -166,39 +161,28 @@ class JsonlWriter:
     ``tests/output/test_jsonl_writer.py`` holds them equal), but built faster: a
     meter sends the same OBIS codes, names and units in every message, so the
     JSON around the values is kept per layout (``_Template``) and per message
-    head, and a message is two ``%`` formats of its values. A ``LazyMessage``
-    is written from its labels and values without building its readings.
+    head, and a message is two ``%`` formats of its values, written from its
+    labels and values without making its ``Reading`` objects.
     Encoding dozens of small dicts was the largest cost of a replay.
     """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._dumps = _json_dumps
-        self._templates: dict[
-            tuple[ReadingLabels | tuple[object, ...], tuple[type, ...]], _Template
-        ]
-        self._templates = {}
-        self._heads: dict[tuple[object, ...], str] = {}
+        self._templates: dict[tuple[ReadingLabels, tuple[type, ...]], _Template] = {}
+        self._heads: dict[tuple[ListLayout, str | None, bool | None], str] = {}
 
     def write(self, message: Message) -> None:
-        layout: ReadingLabels | tuple[object, ...]
-        values: Sequence[Any]
-        if type(message) is LazyMessage and message.values is not None:
-            assert message.labels is not None  # set together with the values
-            layout, values = message.labels, message.values  # no Reading objects needed
-        else:
-            readings = message.readings
-            if any(r.captured_at is not None for r in readings):
-                # Rare (DSMR sub-meters): no template has room for captured_at.
-                self._stream.write(self._dumps(message_dict(message)) + "\n")
-                return
-            labels, raw = tuple(map(_LABEL, readings)), tuple(map(_RAW, readings))
-            layout, values = (labels, raw), tuple(map(_VALUE, readings))
-        # A ReadingLabels is hashed by identity (cheap), a tuple of labels by content.
-        key = (layout, tuple(map(type, values)))
+        if message.capture_times:
+            # Rare (DSMR sub-meters): no template has room for captured_at.
+            self._stream.write(self._dumps(message_dict(message)) + "\n")
+            return
+        layout, values = message.list_layout, message.values
+        # Labels and layouts are shared per layout and hashed by identity: cheap.
+        key = (layout.labels, tuple(map(type, values)))
         template = self._templates.get(key)
         if template is None:
-            template = self._template(layout, key[1])
+            template = self._template(*key)
         texts = list(values)
         dumps = self._dumps
         for i in template.strings:
@@ -208,9 +192,7 @@ class JsonlWriter:
                 texts[i] = dumps(texts[i])  # NaN and infinities, as json.dumps writes them
         for i in template.others:
             texts[i] = dumps(texts[i])
-        head = self._heads.get(
-            (message.system_title, message.list_id, message.authenticated, message.profile)
-        )
+        head = self._heads.get((layout, message.system_title, message.authenticated))
         if head is None:
             head = self._head(message)
         self._stream.write(
@@ -233,17 +215,11 @@ class JsonlWriter:
             return "null"
         return self._dumps(value)
 
-    def _template(
-        self, layout: ReadingLabels | tuple[Any, ...], types: tuple[type, ...]
-    ) -> _Template:
+    def _template(self, labels: ReadingLabels, types: tuple[type, ...]) -> _Template:
         if len(self._templates) >= JSONL_TEMPLATES:
             self._templates.clear()
-        if isinstance(layout, ReadingLabels):
-            labels, raw = layout.labels, layout.raw
-        else:
-            labels, raw = layout
-        template = _Template(labels, raw, types, self._dumps)
-        self._templates[(layout, types)] = template
+        template = _Template(labels.labels, labels.raw, types, self._dumps)
+        self._templates[(labels, types)] = template
         return template
 
     def _head(self, message: Message) -> str:
@@ -264,7 +240,7 @@ class JsonlWriter:
             f'"authenticated":{literal(message.authenticated)},'
             f'"profile":{literal(message.profile)},"readings":[%s]}}\n'
         )
-        key = (message.system_title, message.list_id, message.authenticated, message.profile)
+        key = (message.list_layout, message.system_title, message.authenticated)
         self._heads[key] = head
         return head
 

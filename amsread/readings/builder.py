@@ -3,15 +3,15 @@
 The pieces: ``shapes`` finds the items and the list's shape, ``values``
 names, scales and converts them (profiles, OBIS table, raw marking), and
 ``plan`` compiles a layout into the fast path. An unknown positional list is
-output raw, and the message carries a hint (``extra["hint"]``) naming the
+output raw, and the message carries a hint (``Message.hint``) naming the
 profile fields that would decode it.
 
 Speed: the first message of a layout is decoded in full and compiled into a
 plan; later messages with the same bytes outside the value fields skip A-XDR
 decoding entirely, anything else is decoded afresh and gets its own plan. A
-message is a ``LazyMessage``: the layout's labels and the values, with
-``Reading`` objects made only if something reads ``readings`` (the JSON-lines
-writer does not).
+message is the plan's ``ListLayout`` (labels, list id, profile, shape) and
+the values, with ``Reading`` objects made only if something reads
+``readings`` (the JSON-lines writer does not).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from amsread.dlms import axdr
 from amsread.dlms.apdu import DataNotification
 from amsread.dlms.axdr import Structure
 from amsread.errors import ApduError, AxdrError
-from amsread.model import LazyMessage, Security
+from amsread.model import Message, Security
 from amsread.readings.described import described_tree
 from amsread.readings.plan import LayoutPlan, PlanMaker, collect_leaves
 from amsread.readings.profiles import Layout, Profile, ProfileSet
@@ -83,20 +83,8 @@ class ReadingsBuilder:
         *,
         security: Security | None = None,
         received_at: float = 0.0,
-    ) -> LazyMessage:
+    ) -> Message:
         """Readings for one notification; ``ApduError`` if its body is malformed."""
-        message = self._build(notification, system_title)
-        message.received_at = received_at
-        if security is not None:
-            message.invocation_counter = security.invocation_counter
-            message.authenticated = security.authenticated
-            if security.keys_swapped:
-                message.extra["keys_swapped"] = True
-            if security.missed_pushes:
-                message.extra["missed_pushes"] = security.missed_pushes
-        return message
-
-    def _build(self, notification: DataNotification, system_title: bytes | None) -> LazyMessage:
         body = notification.body_bytes
         title, manufacturer = self._title(system_title)
         key = (manufacturer, len(body))
@@ -105,12 +93,16 @@ class ReadingsBuilder:
             number = int.from_bytes(body, "big")
             for plan in plans:
                 if number & plan.mask == plan.skeleton:
-                    message = self._apply(plan, body, notification.meter_time, title, True)
+                    message = self._apply(
+                        plan, body, notification.meter_time, title, received_at, security
+                    )
                     if message is not None:
                         return message
         plan = self._compile(body, manufacturer)
         self._remember(key, plan)
-        message = self._apply(plan, body, notification.meter_time, title, False)
+        message = self._apply(
+            plan, body, notification.meter_time, title, received_at, security, check=False
+        )
         assert message is not None  # guards hold on the body they were taken from
         return message
 
@@ -134,8 +126,15 @@ class ReadingsBuilder:
 
     @staticmethod
     def _apply(
-        plan: LayoutPlan, body: bytes, header_time: str | None, title: str | None, check: bool
-    ) -> LazyMessage | None:
+        plan: LayoutPlan,
+        body: bytes,
+        header_time: str | None,
+        title: str | None,
+        received_at: float,
+        security: Security | None,
+        check: bool = True,
+    ) -> Message | None:
+        """The message ``plan`` reads from ``body``; None if a guard of the plan fails."""
         values = plan.unpack(body)
         if plan.constants:
             values += plan.constants
@@ -150,17 +149,9 @@ class ReadingsBuilder:
         if meter_time is None and plan.time_index >= 0:
             raw = values[plan.time_index]
             meter_time = cosem_datetime_iso(raw) if isinstance(raw, bytes) else None
-        message = LazyMessage(
-            readings=[],
-            meter_time=meter_time,
-            system_title=title,
-            list_id=plan.list_id,
-            profile=plan.profile,
-            extra=dict(plan.extra),
+        return Message.in_layout(
+            plan.list_layout, tuple(ordered), meter_time, title, received_at, security
         )
-        # Reading objects only if someone asks: the writer needs just these two.
-        message.defer(plan.labels, tuple(ordered))
-        return message
 
     def _compile(self, body: bytes, manufacturer: str | None) -> LayoutPlan:
         try:

@@ -161,26 +161,24 @@ class TelegramParser:
             raise TelegramError(f"non-ASCII byte 0x{raw[exc.start]:02X} in the telegram") from None
         lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
         ident = lines[0].strip()[1:]
-        message = Message(
-            [],
-            list_id=ident or None,
-            system_title=system_title.hex().upper() if system_title is not None else None,
-            received_at=received_at,
-        )
-        if security is not None:
-            message.invocation_counter = security.invocation_counter
-            message.authenticated = security.authenticated
-            if security.missed_pushes:
-                message.extra["missed_pushes"] = security.missed_pushes
+        readings: list[Reading] = []
+        meter_time: str | None = None
         media: dict[int, str] = {}
         for line in _joined(lines[1:]):
             reading = self._reading(line, media)
             if reading is None:
                 continue
             if reading.obis == "0.0.1.0.0.255" and isinstance(reading.value, str):
-                message.meter_time = reading.value
-            message.readings.append(reading)
-        return message
+                meter_time = reading.value
+            readings.append(reading)
+        return Message(
+            readings,
+            meter_time,
+            system_title.hex().upper() if system_title is not None else None,
+            list_id=ident or None,
+            received_at=received_at,
+            security=security,
+        )
 
     def line_reading(self, line: str, media: dict[int, str]) -> Reading | None:
         """The reading of one data line (None for the end line); ``media`` by M-Bus channel.

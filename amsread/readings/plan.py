@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from amsread.dlms import axdr
-from amsread.model import ReadingLabels
+from amsread.model import ListLayout, ReadingLabels
 from amsread.readings.obis import format_obis
 from amsread.readings.profiles import Layout, Profile
 from amsread.readings.shapes import Extracted, Item, Path
@@ -52,6 +52,19 @@ class ReadingSpec(NamedTuple):
 ValueRef = Path | int
 #: A ``ReadingSpec`` whose value index is not known yet (a ``ValueRef``).
 _DraftSpec = tuple[ValueRef, str | None, str | None, str | None, Converter | None]
+
+
+class LayoutFacts(NamedTuple):
+    """A ``ListLayout`` but for its labels, in its field order."""
+
+    list_id: str | None
+    profile: str | None
+    shape: str
+    layout: str | None
+    hint: str | None
+    raw_notes: tuple[str, ...]
+
+
 #: A ``Guard`` with the value's index in the unpacked tuple instead of its path.
 PlanGuard = tuple[int, Callable[[object], bool], bool]
 
@@ -60,21 +73,19 @@ class LayoutPlan:
     """A compiled layout: how to turn one body of this exact shape into readings.
 
     ``specs`` (value index, obis, name, unit, converter), one per reading, are
-    kept as the pieces a message needs: the labels (shared by every message of
-    the layout), one C-level pick of the values in reading order, and the few
-    converters (scalers, text, dates) to run on them.
+    kept as the pieces a message needs: the ``ListLayout`` (labels, list id,
+    profile, shape: shared by every message of the layout), one C-level pick of
+    the values in reading order, and the few converters (scalers, text, dates)
+    to run on them.
     """
 
     __slots__ = (
         "constants",
         "converters",
-        "extra",
         "guards",
-        "labels",
-        "list_id",
+        "list_layout",
         "mask",
         "pick",
-        "profile",
         "skeleton",
         "time_index",
         "unpack",
@@ -90,24 +101,20 @@ class LayoutPlan:
         raw: tuple[bool, ...],
         guards: tuple[PlanGuard, ...],
         time_index: int,
-        list_id: str | None,
-        profile: str | None,
-        extra: dict[str, object],
+        facts: LayoutFacts,
     ) -> None:
         self.mask = mask
         self.skeleton = skeleton
         self.unpack = unpack
         self.constants = constants
-        self.labels = ReadingLabels([(obis, name, unit) for _, obis, name, unit, _ in specs], raw)
+        labels = ReadingLabels([(obis, name, unit) for _, obis, name, unit, _ in specs], raw)
+        self.list_layout = ListLayout(labels, *facts)
         self.pick = _picker([index for index, *_ in specs])
         self.converters = tuple(
             (position, spec[4]) for position, spec in enumerate(specs) if spec[4] is not None
         )
         self.guards = guards
         self.time_index = time_index
-        self.list_id = list_id
-        self.profile = profile
-        self.extra = extra
 
 
 def _picker(indexes: list[int]) -> Callable[[tuple[Any, ...]], list[Any]]:
@@ -184,9 +191,7 @@ class PlanMaker:
             raw=tuple(self.raw_flags),
             guards=guards,
             time_index=index_of[time_path] if time_path is not None else -1,
-            list_id=extracted.list_id,
-            profile=profile.name if profile else None,
-            extra=self._extra(profile, layout, hint),
+            facts=self._facts(profile, layout, hint),
         )
 
     def _add_item(
@@ -221,18 +226,19 @@ class PlanMaker:
         ):
             self.clock_path = item.path
 
-    def _extra(
+    def _facts(
         self, profile: Profile | None, layout: Layout | None, hint: str | None
-    ) -> dict[str, object]:
-        """The message's ``extra``: shape, hint, raw readings, layout name."""
-        extra: dict[str, object] = {"shape": self.extracted.shape}
-        if hint is not None:
-            extra["hint"] = hint
-        if self.raw_notes:
-            extra["raw_readings"] = (raw_summary(self.raw_notes, layout),)
-        if layout is not None and len(profile.layouts if profile else ()) > 1:
-            extra["layout"] = layout.name
-        return extra
+    ) -> LayoutFacts:
+        """What every message of the layout says besides its readings."""
+        several = layout is not None and len(profile.layouts if profile else ()) > 1
+        return LayoutFacts(
+            list_id=self.extracted.list_id,
+            profile=profile.name if profile else None,
+            shape=self.extracted.shape,
+            layout=layout.name if several and layout is not None else None,
+            hint=hint,
+            raw_notes=(raw_summary(self.raw_notes, layout),) if self.raw_notes else (),
+        )
 
     @staticmethod
     def _raw_flag(resolved: ResolvedItem, node: axdr.Node | None) -> bool:

@@ -16,7 +16,7 @@ scalers, units, a code for a leading list-version string) or *positional*
     sources = ["Kamstrup: 'Kamstrup HAN-NVE interface description'"]
 
     [match]                      # every key given must hold; more keys = more specific
-    list_id = ["Kamstrup_V0001"] # the list version string sent in the data
+    list_id = ["Kamstrup_V0001"] # the list id sent in the data; "ISK*": any id starting "ISK"
     items = [25, 35]             # element count of the notification body
     manufacturer = ["KAM"]       # system-title manufacturer flag
     capture_object = ["0.8.25.9.0.255"]  # a code the push's capture-object list names
@@ -174,8 +174,11 @@ class Profile:
         )
         if score < 0 or not self.capture_objects:
             return score
-        named = any(Rule(p).matches(code) for p in self.capture_objects for code in captures)
-        return score + 1 if named else -1
+        return score + 1 if self.names_capture(captures) else -1
+
+    def names_capture(self, captures: Sequence[bytes]) -> bool:
+        """Whether one of ``captures`` (capture-list OBIS codes) fits ``[match] capture_object``."""
+        return any(Rule(p).matches(code) for p in self.capture_objects for code in captures)
 
     def layout_for(
         self, list_id: str | None, values: Sequence[object], manufacturer: str | None
@@ -214,10 +217,21 @@ def _score(criteria: Iterable[tuple[tuple[object, ...], object]]) -> int:
     score = 0
     for wanted, actual in criteria:
         if wanted:
-            if actual not in wanted:
+            if not criterion_met(wanted, actual):
                 return -1
             score += 1
     return score
+
+
+def criterion_met(wanted: Iterable[object], actual: object) -> bool:
+    """``actual`` equals one of ``wanted``, or starts as a list id ending in '*' ("ISK*")."""
+    return any(_fits(w, actual) for w in wanted)
+
+
+def _fits(wanted: object, actual: object) -> bool:
+    if isinstance(wanted, str) and wanted.endswith("*") and isinstance(actual, str):
+        return actual.startswith(wanted[:-1])
+    return wanted == actual
 
 
 # -- parsing and validation ------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from amsread.model import LazyMessage, Message, ReadingLabels
+from amsread.model import Message, ReadingLabels
 
 #: Plausible RMS voltages of a low-voltage supply (120 V, 230 V, 400 V systems).
 VOLTAGE_RANGE = (50.0, 300.0)
@@ -87,24 +87,8 @@ class SanityChecker:
         self._last: dict[tuple[str | None, str], float] = {}
 
     def check(self, message: Message) -> list[Flag]:
-        if type(message) is LazyMessage and message.values is not None:
-            # Readings not built: the layout says which values to look at.
-            assert message.labels is not None
-            return self._flags(message, self._layout(message.labels), message.values)
-        watched: list[Watched] = []
-        values: list[object] = []
-        kinds = self._kinds
-        for reading in message.readings:
-            obis = reading.obis
-            if obis is None:
-                continue
-            kind = kinds.get(obis, "")  # inline self._kind(): this loop runs per reading
-            if kind == "":
-                kind = self._kind(obis)
-            if kind is not None and not (reading.raw and kind == "voltage"):
-                watched.append((len(values), kind, obis, reading.name))
-                values.append(reading.value)
-        return self._flags(message, watched, values)
+        # The layout says which values to look at: no Reading objects needed.
+        return self._flags(message, self._layout(message.list_layout.labels), message.values)
 
     def _kind(self, obis: str | None) -> str | None:
         """The kind of reading a code is ("voltage", "energy" or None), remembered."""

@@ -342,6 +342,9 @@ def _described_list(elements: Sequence[object], base: Path, out: Extracted) -> b
     for j, entry in enumerate(elements[1]):
         out.items.append(Item(entry[1], entry[3], path=(*base, 1, j, 3), attribute=entry[2]))
     out.count = len(elements[1])
+    # The elements name their objects as a capture-object list does, so a
+    # profile may match on them the same way (``[match] capture_object``).
+    out.captures = tuple(entry[1] for entry in elements[1])
     out.shape = "class-obis-attribute-value list"
     return True
 

@@ -208,6 +208,19 @@ def test_raw_text_and_unknown_unit_readings_are_left_out_and_meters_are_kept_apa
     assert families["amsread_last_message_age_seconds"][0].value == 12.5
 
 
+def test_readings_of_unknown_scale_are_left_out_of_every_message() -> None:
+    # A raw voltage is the register as sent (2357 for 235.7 V): no gauge may call it volts.
+    raw_voltage = Reading("1.0.32.7.0.255", "voltage_l1", 2357, None, raw=True)
+    plain = message([raw_voltage, Reading("1.0.52.7.0.255", "voltage_l2", 230.0, "V")])
+    decoded = Message.in_layout(plain.list_layout, plain.values, None, "AA", received_at=1000.0)
+    for each in (plain, decoded):
+        latest = LatestReadings(clock=lambda: 1000.0)
+        latest.record(each)
+        families = collect(Collector(Counters(), Health(), latest, clock=lambda: 1000.0))
+        assert "amsread_voltage_l1_volts" not in families
+        assert [s.value for s in families["amsread_voltage_l2_volts"]] == [230.0]
+
+
 def test_port_events_count_reconnects_and_causes() -> None:
     health = Health()
     for event in ("missing", "open", "disconnected", "open", "disconnected"):

@@ -136,8 +136,8 @@ def test_a_jump_forward_counts_missed_pushes_on_the_message() -> None:
     [third] = pipeline.feed_apdu(push(105))
     assert isinstance(first, Message) and isinstance(third, Message)
     assert isinstance(second, Message)
-    assert "missed_pushes" not in first.extra and "missed_pushes" not in second.extra
-    assert third.extra["missed_pushes"] == 3
+    assert first.missed_pushes == 0 and second.missed_pushes == 0
+    assert third.missed_pushes == 3
     assert pipeline.counters["missed_pushes"] == 3
 
 

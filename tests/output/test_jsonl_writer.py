@@ -1,16 +1,19 @@
 """JsonlWriter builds its lines from cached pieces: they must equal json.dumps(message_dict()).
 
-Messages from the readings plan are ``LazyMessage``s, written from their
-labels and values without building their readings; every test here checks
-that the line is byte for byte what the plain encoding of the message gives.
+Messages are written from their labels and values without making their
+``Reading`` objects; every test here checks that the line is byte for byte
+what the plain encoding of the message gives.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import json
 import math
+from typing import Any
+from unittest import mock
 
 import layouts
 import seed_vectors as sv
@@ -19,10 +22,23 @@ from hypothesis import strategies as st
 
 from amsread.dlms.apdu import parse_data_notification
 from amsread.dlms.keys import Keys, parse_key
-from amsread.model import Label, LazyMessage, Message, Reading, ReadingLabels
+from amsread.model import Label, ListLayout, Message, Reading, ReadingLabels, Security
 from amsread.output.writers import JSONL_HEADS, JSONL_TEMPLATES, JsonlWriter, iso_utc, message_dict
 from amsread.pipeline import Pipeline
 from amsread.readings.builder import ReadingsBuilder
+
+
+def _made_readings(message: Message) -> bool:
+    """Whether ``message.readings`` was read: the writer must not need it."""
+    if not message.values:
+        return False  # no Reading to make
+    with mock.patch("amsread.model.Reading", side_effect=AssertionError("made")):
+        try:
+            message.readings  # noqa: B018 - made now, if not made before
+        except AssertionError:
+            return False
+    return True
+
 
 #: The writer escapes Unicode line separators so every message stays on one line.
 LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
@@ -43,12 +59,18 @@ def written(*messages: Message) -> list[str]:
 
 
 def lazy(
-    labels: ReadingLabels | list[Label], values: list[object], **fields: object
-) -> LazyMessage:
-    message = LazyMessage([], **fields)  # type: ignore[arg-type]
-    layout = labels if isinstance(labels, ReadingLabels) else ReadingLabels(labels)
-    message.defer(layout, tuple(values))
-    return message
+    labels: ReadingLabels | list[Label],
+    values: list[object],
+    list_id: str | None = None,
+    profile: str | None = None,
+    authenticated: bool | None = None,
+    **fields: Any,
+) -> Message:
+    """A message as the readings plan makes it: a list layout and the values."""
+    shared = labels if isinstance(labels, ReadingLabels) else ReadingLabels(labels)
+    layout = ListLayout(shared, list_id, profile)
+    security = None if authenticated is None else Security(0, authenticated)
+    return Message.in_layout(layout, tuple(values), security=security, **fields)
 
 
 def test_the_radius_frame_is_written_exactly_as_json_dumps_writes_it() -> None:
@@ -56,8 +78,8 @@ def test_the_radius_frame_is_written_exactly_as_json_dumps_writes_it() -> None:
     events = Pipeline(keys).feed(sv.RADIUS_FRAME)
     message = next(e for e in events if isinstance(e, Message))
     lines = written(message, message)
-    assert isinstance(message, LazyMessage) and message.values is not None  # nothing built
-    assert lines == [reference(message)] * 2  # reference() builds the readings
+    assert not _made_readings(message)
+    assert lines == [reference(message)] * 2  # reference() makes the readings
     assert json.loads(written(message)[0])["readings"][1]["value"] == 866636
 
 
@@ -116,7 +138,14 @@ def test_more_layouts_and_heads_than_the_writer_keeps_stay_exact() -> None:
 
 def test_percent_signs_in_labels_and_head_fields_are_text_not_formats() -> None:
     fields = {"system_title": "%s", "list_id": "100%", "profile": "%r", "meter_time": "%s%%"}
-    message = lazy([("%s", "%d%%", "%"), ("1.0.1.7.0.255", "%(x)s", "%%s")], ["%s", 5.5], **fields)
+    message = lazy(
+        [("%s", "%d%%", "%"), ("1.0.1.7.0.255", "%(x)s", "%%s")],
+        ["%s", 5.5],
+        list_id="100%",
+        profile="%r",
+        system_title="%s",
+        meter_time="%s%%",
+    )
     eager = Message(
         [Reading("%s", "%d%%", "%s", "%"), Reading("1.0.1.7.0.255", "%(x)s", 5.5, "%%s")], **fields
     )
@@ -124,18 +153,23 @@ def test_percent_signs_in_labels_and_head_fields_are_text_not_formats() -> None:
     assert message == eager
 
 
-def test_readings_changed_after_they_were_built_are_written_as_changed() -> None:
+def test_a_message_with_changed_readings_is_written_as_changed() -> None:
     keys = Keys(parse_key(sv.RADIUS_KEY), parse_key(sv.RADIUS_AUTH_KEY))
     message = next(e for e in Pipeline(keys).feed(sv.RADIUS_FRAME) if isinstance(e, Message))
     stream = io.StringIO()
     writer = JsonlWriter(stream)
     writer.write(message)  # from the labels and values: caches the layout
-    message.readings[1].value = 1.5
-    message.readings[2].name = "renamed"
-    del message.readings[0]
+    readings = copy.deepcopy(message.readings)
+    readings[1].value = 1.5
+    readings[2].name = "renamed"
+    del readings[0]
+    changed = message.replace(readings=readings)  # a Message is not changed once built
+    writer.write(changed)
     writer.write(message)
-    assert stream.getvalue().split("\n")[1] + "\n" == reference(message)
-    assert json.loads(stream.getvalue().split("\n")[1])["readings"][0]["value"] == 1.5
+    lines = stream.getvalue().split("\n")
+    assert lines[1] + "\n" == reference(changed)
+    assert json.loads(lines[1])["readings"][0]["value"] == 1.5
+    assert lines[0] == lines[2]  # the cached layout stays the original's
 
 
 texts = st.text(max_size=12)
@@ -178,7 +212,7 @@ def test_a_lazy_message_is_written_exactly_as_json_dumps_writes_the_message_it_s
     first = lazy(layout, [value for _, value, _ in rows], **fields)
     second = lazy(layout, [value for _, _, value in rows], **fields)
     lines = written(first, second, first)
-    assert first.values is not None and second.values is not None  # no readings built
+    assert not _made_readings(first) and not _made_readings(second)
     assert lines == [reference(first), reference(second), reference(first)]
 
 
@@ -195,11 +229,12 @@ def test_messages_of_every_list_shape_with_any_values_are_written_exactly(
     messages = []
     for n, noise in enumerate([b"", *noises]):  # the first compiles the plan, the others reuse it
         notification = parse_data_notification(layouts.with_values(apdu, noise), lazy=True)
-        message = builder.build(notification, system_title)
-        message.invocation_counter, message.received_at = n, 1.7e9 + n / 3
+        message = builder.build(
+            notification, system_title, security=Security(n, None), received_at=1.7e9 + n / 3
+        )
         messages.append(message)
     lines = written(*messages)
-    assert all(m.values is not None for m in messages)  # the writer built no readings
+    assert not any(map(_made_readings, messages))
     assert lines == [reference(m) for m in messages]
 
 

@@ -550,3 +550,131 @@ def test_raw_readings_are_not_published_and_said_once() -> None:
     discovery = [p for _m, ps in sent for t, p, _r in ps if t.endswith("/config")]
     assert len(discovery) == 1  # sent when a reading first appears, not again
     assert json.loads(discovery[0])["device"]["manufacturer"] == "Kamstrup"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -7,
+        2**70,
+        230.1,
+        -0.5,
+        1e-7,
+        1e22,
+        0.1 + 0.2,
+        float("nan"),
+        float("inf"),
+        True,
+        None,
+        [1, "a"],
+    ],
+)
+def test_reading_values_are_written_as_json_dumps_writes_them(value: object) -> None:
+    from amsread.output.mqtt import value_text
+
+    assert value_text(value) == json.dumps(value)  # type: ignore[arg-type]
+
+
+def test_text_values_are_published_bare() -> None:
+    from amsread.output.mqtt import value_text
+
+    assert value_text("Kamstrup_V0001") == "Kamstrup_V0001"
+
+
+def test_a_fast_replay_arrives_whole_and_in_order(broker: Broker, tmp_path: Path) -> None:
+    # Far more messages than the window of unacknowledged ones: it fills and drains many times.
+    count = 400
+    capture = tmp_path / "k.bin"
+    capture.write_bytes(kamstrup_stream(count))
+    subscriber = Subscriber(broker.port, topic="amsread/27581522/state")
+    try:
+        url = f"mqtt://127.0.0.1:{broker.port}"
+        run = amsread("-v", "replay", str(capture), *KEYS, "--format", "none", "--mqtt", url)
+        assert run.returncode == 0, run.stderr
+        # Every batch acknowledged: the messages and their discovery message.
+        assert f"mqtt_messages={count + 1} " in run.stderr, run.stderr
+        assert subscriber.wait_for(lambda: len(_states(subscriber)) >= count)
+        counters = _first_seen(_counters(_states(subscriber)))
+        assert len(counters) == count
+        assert counters == sorted(counters)
+    finally:
+        subscriber.close()
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __getattr__(self, level: str) -> object:
+        return lambda text, **fields: self.lines.append(f"{level} {text} {fields}")
+
+
+def test_a_meter_that_appears_later_is_announced_online_then_offline(broker: Broker) -> None:
+    from amsread.output.mqtt import MqttOptions
+    from amsread.output.mqtt_queue import MqttQueue
+
+    subscriber = Subscriber(broker.port, topic="q/+/status")
+    log = _Lines()
+    queue = MqttQueue(MqttOptions(parse_broker_url(f"mqtt://127.0.0.1:{broker.port}/q")), log)
+    try:
+        queue.put("first", (("q/first/state", "{}", False),))
+        assert subscriber.wait_for(lambda: subscriber.on("q/first/status") == [b"online"])
+        queue.put("second", (("q/second/state", "{}", False),))
+        assert subscriber.wait_for(lambda: subscriber.on("q/second/status") == [b"online"])
+        assert queue.report()["mqtt_connects"] == 1
+    finally:
+        queue.close()
+    try:
+        for meter in ("first", "second"):
+            topic = f"q/{meter}/status"
+            assert subscriber.wait_for(lambda t=topic: subscriber.on(t)[-1:] == [b"offline"])
+        assert queue.report()["mqtt_messages"] == 2
+        assert queue.report()["mqtt_queued"] == 0
+        assert not any("warning" in line for line in log.lines), log.lines
+    finally:
+        subscriber.close()
+
+
+def test_a_replay_faster_than_the_first_connect_waits_instead_of_dropping(broker: Broker) -> None:
+    from amsread.output.mqtt import MqttOptions
+    from amsread.output.mqtt_queue import MqttQueue
+
+    subscriber = Subscriber(broker.port, topic="w/m/state")
+    url = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}/w")
+    queue = MqttQueue(MqttOptions(url, wait_when_full=True), _Lines(), bound=5)
+    try:
+        # All put before the broker can have answered the first connect.
+        for number in range(50):
+            queue.put("m", (("w/m/state", str(number), False),))
+    finally:
+        queue.close()
+    try:
+        assert queue.report()["mqtt_dropped"] == 0
+        expected = [str(n).encode() for n in range(50)]
+        assert subscriber.wait_for(lambda: subscriber.on("w/m/state")[-1:] == [b"49"])
+        assert list(dict.fromkeys(subscriber.on("w/m/state"))) == expected
+    finally:
+        subscriber.close()
+
+
+def test_an_idle_connection_is_kept_alive_by_our_own_loop(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import amsread.output.mqtt_queue as mqtt_queue
+    from amsread.output.mqtt import MqttOptions
+
+    # The broker drops a client silent for 1.5 keepalives: the loop must ping.
+    monkeypatch.setattr(mqtt_queue, "KEEPALIVE", 2)
+    log = _Lines()
+    url = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}/idle")
+    queue = mqtt_queue.MqttQueue(MqttOptions(url), log)
+    try:
+        queue.put("m", (("idle/m/state", "1", False),))
+        time.sleep(8)
+        queue.put("m", (("idle/m/state", "2", False),))
+    finally:
+        queue.close()
+    assert queue.report()["mqtt_connects"] == 1, log.lines
+    assert queue.report()["mqtt_messages"] == 2
+    assert not any("connection lost" in line for line in log.lines), log.lines

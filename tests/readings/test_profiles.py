@@ -8,17 +8,21 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from amsread.app.cli import cli
 from amsread.errors import UsageError
 from amsread.readings.obis import describe, parse_obis
 from amsread.readings.profiles import (
     ProfileSet,
     builtin_profiles,
+    criterion_met,
     load_profile,
     parse_profile,
 )
 from amsread.readings.units import UNITS
 
+SLOVENIA_CORPUS = Path(__file__).parent.parent / "corpus" / "slovenia"
 SNAKE = re.compile(r"[a-z][a-z0-9_]*\Z")
 BUILTIN_FILES = sorted(
     e.name
@@ -242,3 +246,61 @@ def test_profile_examples_in_the_readme_are_valid() -> None:
     for example in examples:
         profile = parse_profile(tomllib.loads(example), "README example")
         assert profile.name
+
+
+def test_a_list_id_ending_in_a_star_matches_every_id_that_starts_so(tmp_path: Path) -> None:
+    profile = load_profile(_write(tmp_path, VALID.replace('"MY_V1"', '["MY_*"]')))
+    profiles = ProfileSet([profile], builtin=())
+    assert profiles.select("MY_V1", 9, None) is profile
+    assert profiles.select("MY_", 9, None) is profile
+    assert profiles.select("XMY_V1", 9, None) is None  # a prefix, not a substring
+    assert profiles.select(None, 9, None) is None
+    exact = load_profile(_write(tmp_path, VALID))
+    assert ProfileSet([exact], builtin=()).select("MY_V12", 9, None) is None
+
+
+SLOVENIAN_9 = [b"ISK1020784605887", b"ISK84605887", 592, 0, 0, 112, 2313, 0, 0]
+
+
+def test_slovenian_layouts_need_the_iskraemeco_device_name() -> None:
+    profiles = ProfileSet()
+    found = profiles.select_positional("ISK1020784605887", SLOVENIAN_9, None)
+    assert found is not None and found[0].name == "iskraemeco-si"
+    assert found[1].name == "single-phase instantaneous list, 9 values"
+    # The same shape led by another name (or by a date-time): not these positions.
+    other = [b"ABC1020784605887", *SLOVENIAN_9[1:]]
+    assert profiles.select_positional("ABC1020784605887", other, None) is None
+    clock = [b"\x07\xe8\x0b\x16\x05\x14\x2c\x3b\x00\xff\xc4\x00", *SLOVENIAN_9[1:]]
+    assert profiles.select_positional(None, clock, None) is None
+
+
+def test_slovenian_lists_of_equal_length_are_told_apart_by_their_types() -> None:
+    profiles = ProfileSet()
+    name = "ISK1030789014731"
+    registers = [name.encode(), b"16820006", 1, b"\x00\x01", *[1] * 8]
+    instantaneous = [name.encode(), b"UP_3f", *[2314] * 10]
+    found = profiles.select_positional(name, registers, None)
+    assert found is not None and found[1].name == "list 2, 12 values"
+    found = profiles.select_positional(name, instantaneous, None)
+    assert found is not None and found[1].name == "Elektro Celje instantaneous list, 12 values"
+    single_phase = [name.encode(), b"ISK84605887", *[1] * 7]
+    register_list = [name.encode(), *[1] * 8]
+    found = profiles.select_positional(name, single_phase, None)
+    assert found is not None and found[1].name == "single-phase instantaneous list, 9 values"
+    found = profiles.select_positional(name, register_list, None)
+    assert found is not None and found[1].name == "register list, 9 values"
+
+
+def test_criterion_met_is_equality_or_a_prefix_for_a_trailing_star() -> None:
+    assert criterion_met(("ISK*",), "ISK1030783826316")
+    assert criterion_met((25, 35), 35)
+    assert not criterion_met(("ISK*",), "ISX1")
+    assert not criterion_met(("ISK*",), None)
+    assert not criterion_met(("ISK",), "ISK1")  # no star: exact
+    assert not criterion_met((25,), "25")
+
+
+def test_explain_shows_the_slovenian_list_id_criterion_met() -> None:
+    hex_text = (SLOVENIA_CORPUS / "list1_18_values.hex").read_text("utf-8")
+    result = CliRunner().invoke(cli, ["explain", "--file", "-"], input=hex_text)
+    assert 'iskraemeco-si: list_id "ISK1030783826316" ✓; values 18 ✓ (chosen)' in result.output

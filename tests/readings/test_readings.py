@@ -7,13 +7,15 @@ bytes are used and the source named.
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amsread.dlms.apdu import parse_data_notification
 from amsread.errors import ApduError
-from amsread.model import LazyMessage, Message
+from amsread.model import Message
 from amsread.pipeline import Pipeline
 from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.profiles import ProfileSet, parse_profile
@@ -69,7 +71,7 @@ def test_kamstrup_pairs_get_list_version_code_and_current_scaler_from_profile() 
     assert message.profile == "kamstrup-no"
     assert message.list_id == "Kamstrup_V0001"
     assert message.meter_time == "2021-11-15T13:45:10"
-    assert message.extra["shape"] == "obis-value pairs"
+    assert message.shape == "obis-value pairs"
     assert triples(message) == [
         ("1.1.0.2.129.255", "Kamstrup_V0001", None),
         ("1.1.0.0.5.255", "5706567012345678", None),
@@ -178,7 +180,7 @@ AUSTRIA_TRIPLETS_WITHOUT_HEADER_TIME = bytes.fromhex(
 
 def test_austrian_triplets_use_the_leading_date_time_when_the_header_has_none() -> None:
     message = decode(AUSTRIA_TRIPLETS_WITHOUT_HEADER_TIME)
-    assert message.extra["shape"] == "obis-value-scaler triplets"
+    assert message.shape == "obis-value-scaler triplets"
     assert message.meter_time == "2023-06-01T12:00:05+02:00"
     assert triples(message) == [
         ("1.0.1.8.0.255", 12345678, "Wh"),
@@ -214,7 +216,7 @@ AIDON_LIST_2 = bytes.fromhex(
 
 def test_aidon_array_of_structures_applies_the_sent_scalers_and_list_id() -> None:
     message = decode(AIDON_LIST_2)
-    assert message.extra["shape"] == "nested obis structures"
+    assert message.shape == "nested obis structures"
     assert message.list_id == "AIDON_V0001"
     assert message.profile is None  # self-describing: no profile needed
     assert triples(message)[3:] == [
@@ -288,7 +290,7 @@ SWISS_CAPTURE_LIST = bytes.fromhex(
 
 def test_capture_object_list_names_the_values_that_follow_it() -> None:
     message = decode(SWISS_CAPTURE_LIST, b"LGZ\x01\x02\x03\x04\x05")
-    assert message.extra["shape"] == "capture-object list"
+    assert message.shape == "capture-object list"
     assert triples(message) == [
         ("0.8.25.9.0.255", "0.8.25.9.0.255", None),
         ("0.0.96.1.0.255", "31415926", None),
@@ -347,8 +349,8 @@ def test_kaifa_list_2_gets_codes_and_implied_scalers_from_its_positions() -> Non
     message = decode(KAIFA_LIST_2_THREE_PHASE)
     assert message.profile == "kaifa-no"
     assert message.list_id == "KFM_001"
-    assert message.extra["shape"] == "positional"
-    assert message.extra["layout"] == "list 2, three-phase"
+    assert message.shape == "positional"
+    assert message.layout == "list 2, three-phase"
     assert triples(message) == [
         ("1.1.0.2.129.255", "KFM_001", None),
         ("0.0.96.1.0.255", "6970631402614476", None),
@@ -392,7 +394,7 @@ KAIFA_LIST_3_SINGLE_PHASE = bytes.fromhex(
 
 def test_kaifa_list_3_single_phase_includes_clock_and_energies() -> None:
     message = decode(KAIFA_LIST_3_SINGLE_PHASE)
-    assert message.extra["layout"] == "list 3, single-phase"
+    assert message.layout == "list 3, single-phase"
     values = by_name(message)
     assert values["current_l1"] == 6.7
     assert values["voltage_l1"] == 229.0
@@ -523,7 +525,7 @@ def test_unknown_positional_list_is_output_raw_with_a_hint_naming_the_profile_fi
     message = decode(UNKNOWN_POSITIONAL, b"XYZ\x00\x00\x00\x00\x01")
     assert triples(message) == [(None, 230, None), (None, 4660, None), (None, "ABCD", None)]
     assert message.profile is None
-    hint = str(message.extra["hint"])
+    hint = str(message.hint)
     assert "3 [[position]] entries" in hint and "scaler" in hint
     assert 'manufacturer = "XYZ"' in hint
     assert "long-unsigned, double-long-unsigned, octet-string" in hint
@@ -545,7 +547,7 @@ def test_positional_layout_does_not_apply_when_the_types_do_not_fit() -> None:
     message = decode(apdu)
     assert message.profile is None
     assert all(r.obis is None for r in message.readings)
-    assert "9 [[position]] entries" in str(message.extra["hint"])
+    assert "9 [[position]] entries" in str(message.hint)
 
 
 # -- the notification header -------------------------------------------------------
@@ -648,11 +650,13 @@ def test_messages_of_one_layout_share_their_labels_and_build_readings_only_when_
     builder = ReadingsBuilder()
     first, second = (decode(KAIFA_LIST_2_THREE_PHASE, builder=builder) for _ in range(2))
     other = decode(AIDON_LIST_2, builder=builder)
-    assert isinstance(first, LazyMessage) and isinstance(second, LazyMessage)
+    assert first.list_layout is second.list_layout is not other.list_layout
     assert first.labels is second.labels and first.labels is not other.labels
-    assert first.values is not None and first.reading_count == 13
-    assert triples(first) == triples(second)  # reading them builds them
-    assert first.values is None
+    with mock.patch("amsread.model.Reading", side_effect=AssertionError("made")):
+        assert first.reading_count == 13 and len(first.values) == 13  # no Reading made
+        assert first.meter_id == second.meter_id
+    assert triples(first) == triples(second)  # reading them makes them
+    assert first.readings is first.readings  # once
 
 
 def test_same_size_message_with_another_obis_code_is_decoded_afresh() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from amsread.app.runner import Reporter
 from amsread.dlms.apdu import parse_data_notification
-from amsread.model import LazyMessage, Message, Reading, ReadingLabels
+from amsread.model import ListLayout, Message, Reading, ReadingLabels
 from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.sanity import (
     ENERGY_BACKWARDS,
@@ -21,7 +21,26 @@ from amsread.readings.sanity import (
     Flag,
     SanityChecker,
 )
-from amsread.readings.sanity import _kind as sanity_kind
+
+
+def sanity_kind(obis: str) -> str | None:
+    """What the checker watches, written out: voltages (C = 12/32/52/72, D = 7), energy (D = 8)."""
+    a, _, c, d, _, _ = (int(group) for group in obis.split("."))
+    if a == 1 and d == 7 and c in (12, 32, 52, 72):
+        return "voltage"
+    return "energy" if a == 1 and d == 8 else None
+
+
+def made_readings(message: Message) -> bool:
+    """Whether ``message.readings`` was read: the checker must not need it."""
+    if not message.values:
+        return False  # no Reading to make
+    with mock.patch("amsread.model.Reading", side_effect=AssertionError("made")):
+        try:
+            message.readings  # noqa: B018 - made now, if not made before
+        except AssertionError:
+            return False
+    return True
 
 
 def message(*readings: tuple[str, object], title: str | None = "KAMTEST1") -> Message:
@@ -75,8 +94,8 @@ class FakeLog:
 def test_runner_warns_once_per_flag_and_once_per_layout_hint() -> None:
     log = FakeLog()
     reporter = Reporter(log)
-    low = message(("1.0.32.7.0.255", 23.1))
-    low.extra["hint"] = "a list of 3 values without OBIS codes matches no profile"
+    hint = "a list of 3 values without OBIS codes matches no profile"
+    low = message(("1.0.32.7.0.255", 23.1)).replace(hint=hint)
     for _ in range(3):
         reporter(low)
     warnings = [text for level, text, _ in log.lines if level == "warning"]
@@ -103,15 +122,12 @@ sane_values = st.one_of(
 
 
 def built(message: Message) -> Message:
-    """The same message with its readings built, leaving ``message`` as it is."""
-    if isinstance(message, LazyMessage) and message.values is not None:
-        assert message.labels is not None
-        readings = [
-            Reading(obis, name, value, unit)
-            for (obis, name, unit), value in zip(message.labels.labels, message.values, strict=True)
-        ]
-        return Message(readings, system_title=message.system_title)
-    return copy.deepcopy(message)
+    """The same message made from readings, leaving ``message`` as it is."""
+    readings = [
+        Reading(obis, name, value, unit)
+        for (obis, name, unit), value in zip(message.labels.labels, message.values, strict=True)
+    ]
+    return Message(copy.deepcopy(readings), system_title=message.system_title)
 
 
 def reference_flags(messages: list[Message], max_tracked: int) -> list[list[Flag]]:
@@ -151,23 +167,22 @@ def reference_flags(messages: list[Message], max_tracked: int) -> list[list[Flag
     st.data(),
     st.integers(1, 6),
 )
-def test_lazy_and_built_messages_are_flagged_as_the_plain_checks_flag_them(
+def test_messages_of_layouts_are_flagged_as_the_plain_checks_flag_them(
     layouts_codes: list[list[str | None]],
     data: st.DataObject,
     max_tracked: int,
 ) -> None:
     shared = [ReadingLabels([(c, f"n{i}", None) for i, c in enumerate(cs)]) for cs in layouts_codes]
-    messages: list[LazyMessage] = []
+    messages: list[Message] = []
     for _ in range(data.draw(st.integers(1, 8))):
         layout = data.draw(st.sampled_from(shared))
         values = data.draw(
             st.lists(sane_values, min_size=len(layout.labels), max_size=len(layout.labels))
         )
         title = data.draw(st.sampled_from([None, "KAMTEST1", "OTHERMTR"]))
-        message = LazyMessage([], system_title=title)
-        message.defer(layout, tuple(values))
+        message = Message.in_layout(ListLayout(layout), tuple(values), None, title)
         if data.draw(st.booleans()):
-            message.readings  # noqa: B018 - built: the checker takes the plain path
+            message.readings  # noqa: B018 - made: the checker must say the same
         messages.append(message)
     expected = reference_flags(messages, max_tracked)
     checker = SanityChecker()
@@ -188,4 +203,4 @@ def test_messages_of_every_list_shape_are_checked_without_building_their_reading
     expected = reference_flags(messages, MAX_TRACKED)
     checker = SanityChecker()
     assert [checker.check(m) for m in messages] == expected
-    assert all(m.values is not None for m in messages)
+    assert not any(map(made_readings, messages))

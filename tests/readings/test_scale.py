@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tomllib
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from amsread.app.cli import cli
 from amsread.app.runner import Reporter
 from amsread.dlms.apdu import parse_data_notification
-from amsread.model import LazyMessage, Message, Reading
+from amsread.model import Message, Reading
 from amsread.output.writers import CsvWriter, InfluxWriter, JsonlWriter, message_dict
 from amsread.readings.builder import ReadingsBuilder
 
@@ -81,7 +82,7 @@ UNSCALED_APDU = bytes.fromhex(
 )
 
 
-def unscaled_message() -> LazyMessage:
+def unscaled_message() -> Message:
     return ReadingsBuilder().build(parse_data_notification(UNSCALED_APDU))
 
 
@@ -90,7 +91,7 @@ def test_a_unit_quantity_without_any_scale_is_output_raw_with_unit_null() -> Non
     voltage, power_factor = message.readings
     assert voltage == Reading("1.0.32.7.0.255", "voltage_l1", 2357, None, raw=True)
     assert power_factor == Reading("1.0.13.7.0.255", "power_factor", 941, None, raw=True)
-    [note] = message.extra["raw_readings"]  # type: ignore[misc]
+    [note] = message.raw_notes
     assert note.startswith("2 readings are output raw")
     assert 'voltage_l1 (1.0.32.7.0.255): [[implied]] obis = "1.0.32.7.0.255", scaler = N' in note
     assert '[[implied]] obis = "1.0.13.7.0.255", scaler = N' in note
@@ -148,7 +149,7 @@ def test_reporter_logs_each_raw_quantity_once_per_meter() -> None:
 SLOVENIA = Path(__file__).parent.parent / "corpus" / "slovenia"
 
 
-def test_slovenian_list_1_names_all_18_values_and_scales_only_the_known_voltages() -> None:
+def test_slovenian_list_1_names_all_18_values_with_their_sourced_scales() -> None:
     status, [message], stderr = decode("--file", str(SLOVENIA / "list1_18_values.hex"))
     assert status == 0 and message["profile"] == "iskraemeco-si"
     readings = message["readings"]
@@ -158,31 +159,47 @@ def test_slovenian_list_1_names_all_18_values_and_scales_only_the_known_voltages
     assert values["voltage_l3"] == (234.6, "V")
     assert values["meter_serial"] == ("ISK83826316", None)
     current = next(r for r in readings if r["name"] == "current_l1")
+    # Currents in 0.01 A (amsreader-firmware, node-dsmr-parser; see the profile).
     assert current == {
         "obis": "1.0.31.7.0.255",
         "name": "current_l1",
-        "value": 0,
-        "unit": None,
-        "raw": True,
+        "value": 0.0,
+        "unit": "A",
     }
-    assert stderr.count("output raw") == 1
+    assert stderr.count("output raw") == 0
 
 
-def test_slovenian_list_2_names_all_12_values_with_energies_raw() -> None:
+def test_slovenian_list_2_names_all_12_values_with_energies_in_wh() -> None:
     status, [message], _ = decode("--file", str(SLOVENIA / "list2_12_values.hex"))
     assert status == 0 and message["profile"] == "iskraemeco-si"
     readings = message["readings"]
     assert isinstance(readings, list) and len(readings) == 12
     assert all(r["name"] for r in readings)
     energy = next(r for r in readings if r["name"] == "active_energy_import")
-    assert (energy["value"], energy["unit"], energy.get("raw")) == (3810, None, True)
+    assert (energy["value"], energy["unit"], energy.get("raw")) == (3810, "Wh", None)
     assert by_name(message)["tariff"] == ("0002", None)
 
 
-# The Sagemcom XT211 layout as its decoders describe it (no public capture of
-# its DLMS push was found; the bytes are built to that description): a
-# structure {enum, array of {class id, OBIS, attribute} in bare bytes, then a
-# tagged value}.
+def test_slovenian_registers_nothing_confirms_stay_raw_and_are_said_once() -> None:
+    # The 9-value single-phase list ends with two registers that only one
+    # decoder names and every capture sends as 0: named, but output raw.
+    case = tomllib.loads((SLOVENIA / "ljubljana_9_values_gh869.toml").read_text("utf-8"))
+    status, [message], stderr = decode("".join(case["hex"].split()))
+    assert status == 0 and message["profile"] == "iskraemeco-si"
+    readings = message["readings"]
+    assert isinstance(readings, list)
+    raw = [r for r in readings if r.get("raw")]
+    assert [r["obis"] for r in raw] == ["1.0.2.8.1.255", "1.0.2.8.2.255"]
+    assert all(r["unit"] is None for r in raw)
+    assert by_name(message)["voltage_l1"] == (231.3, "V")
+    assert stderr.count("output raw") == 1
+
+
+# The Sagemcom XT211 layout built to its description, with each element's
+# structure counting four fields (a real push, counting two, is in
+# tests/corpus/czech and tests/readings/test_described.py): a structure
+# {enum, array of {class id, OBIS, attribute} in bare bytes, then a tagged
+# value}. Without the Czech limiter no profile applies: unscaled values raw.
 XT211_BODY = (
     "0202"
     "1601"
@@ -210,7 +227,7 @@ def test_xt211_bare_described_list_is_named_from_obis_and_unscaled_values_are_ra
     builder = ReadingsBuilder()
     for _ in range(2):  # the second message goes through the compiled plan
         message = builder.build(parse_data_notification(apdu, lazy=True))
-        assert message.extra["shape"] == "class-obis-attribute-value list"
+        assert message.shape == "class-obis-attribute-value list"
         assert message.readings == [
             Reading("1.0.1.8.0.255", "active_energy_import", 0x12345, None, raw=True),
             Reading("1.0.32.7.0.255", "voltage_l1", 0x08FD, None, raw=True),

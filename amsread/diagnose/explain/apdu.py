@@ -39,6 +39,7 @@ from amsread.dlms.apdu import (
     GENERAL_BLOCK_TRANSFER,
     GENERAL_DED_CIPHERING,
     GENERAL_GLO_CIPHERING,
+    DataNotification,
     apdu_name,
     parse_data_notification,
 )
@@ -55,6 +56,7 @@ from amsread.errors import (
 from amsread.link.hdlc import LLC_HEADERS
 from amsread.model import Message, Rejected
 from amsread.readings.builder import ReadingsBuilder
+from amsread.readings.described import described_tree
 from amsread.readings.manufacturers import decode_system_title
 from amsread.readings.profiles import Profile, ProfileSet
 from amsread.readings.shapes import Extracted, extract
@@ -236,8 +238,7 @@ class ApduExplainer:
         """``trusted``: None for plaintext on the line, True/False for a decrypted APDU."""
         body_at = notification_header(apdu, base, block)
         try:
-            notification = parse_data_notification(apdu)
-            root = axdr.decode_node(apdu, body_at - base)
+            notification, root = _notification_tree(apdu, body_at - base)
         except (ApduError, AxdrError) as exc:
             if trusted is False:
                 section.problems.append(
@@ -266,7 +267,7 @@ class ApduExplainer:
         section.outcome = "decoded"
         section.summary += f" → {len(message.readings)} readings"
         self._collect_secrets(message, value_nodes)
-        hint = message.extra.get("hint")
+        hint = message.hint
         positional = getattr(extracted, "positional", extracted.shape == "positional")
         if hint or (positional and profile is None):
             section.outcome = "failed"
@@ -310,3 +311,14 @@ class ApduExplainer:
         for reading, node in zip(message.readings, value_nodes, strict=False):
             if is_identifying(reading.name, reading.obis, reading.value):
                 self.secrets.add("meter-id", str(reading.value), node_content(node))
+
+
+def _notification_tree(apdu: bytes, at: int) -> tuple[DataNotification, axdr.Node]:
+    """The notification and the tree of its body, A-XDR or (XT211) bare-described."""
+    try:
+        return parse_data_notification(apdu), axdr.decode_node(apdu, at)
+    except (ApduError, AxdrError):
+        described = described_tree(apdu, at)
+        if described is None:
+            raise
+        return parse_data_notification(apdu, lazy=True), described

@@ -14,7 +14,7 @@ from amsread.diagnose.explain.model import (
 from amsread.dlms import axdr
 from amsread.model import Message, Reading
 from amsread.readings.obis import OBIS_SIZE, describe, format_obis, parse_obis
-from amsread.readings.profiles import Profile
+from amsread.readings.profiles import Profile, criterion_met
 from amsread.readings.shapes import Extracted, Item
 from amsread.readings.timestamps import cosem_datetime_iso, looks_like_datetime
 from amsread.readings.units import unit_symbol
@@ -235,13 +235,21 @@ def check_profile(
         if not wanted:
             continue
         shown = json.dumps(actual) if isinstance(actual, str) else str(actual)
-        if actual in wanted:
+        if criterion_met(wanted, actual):
             checks.append(f"{label} {shown} ✓")
             score += 1
         else:
             want = ", ".join(json.dumps(w) if isinstance(w, str) else str(w) for w in wanted)
             checks.append(f"{label} {shown} ✗ (wants {want})")
             failed = True
+    if profile.capture_objects:
+        named = profile.names_capture(extracted.captures)
+        want = ", ".join(
+            ".".join("*" if g is None else str(g) for g in p) for p in profile.capture_objects
+        )
+        checks.append(f"capture_object {want} {'✓' if named else '✗ (not in the list)'}")
+        score += named
+        failed = failed or not named
     if positional:
         sizes = sorted({len(getattr(layout, "positions", ())) for layout in profile.layouts})
         fits = extracted.count in sizes
