@@ -140,6 +140,7 @@ TABLE = (
     Reason("mbus_frames", DIAGNOSIS, None),
     Reason("seven_bits", DIAGNOSIS, None),
     Reason("baud_rate", DIAGNOSIS, None),
+    Reason("unknown_line", DIAGNOSIS, None),
 )
 
 REASONS = {reason.slug: reason for reason in TABLE}

@@ -13,18 +13,26 @@ telegram and the CRC recomputed) is read by
 dsmr_parser is a bench-only peer (``pip install dsmr_parser`` into the venv
 that runs this); it is not a dependency of amsread.
 
-Usage: python bench/dsmr.py [--telegrams N]
+Two streams: plain (only the time and one register change from telegram to
+telegram) and varied (the power, voltage and current lines change too, as on
+a meter with a changing load). amsread is measured in child processes, so
+that ``--baseline DIR`` can measure another source tree (main, say) in the
+same run, on the same streams.
+
+Usage: python bench/dsmr.py [--telegrams N] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from random import Random
 
 from amsread.link.dsmr import crc16_arc
 from amsread.model import Message
@@ -49,11 +57,33 @@ with open(sys.argv[1], encoding="ascii", newline="") as stream:
 """
 
 
-def make_stream(count: int) -> bytes:
-    """``count`` telegrams, each with its own time, registers and CRC."""
+#: Lines of the sample whose value the varied stream changes in every telegram:
+#: (line, its form with the value, lowest, highest); the width stays the same.
+VARIED_LINES = (
+    (b"1-0:1.7.0(00.244*kW)", b"1-0:1.7.0(%06.3f*kW)", 0.0, 9.999),
+    (b"1-0:32.7.0(0230.0*V)", b"1-0:32.7.0(%06.1f*V)", 215.0, 245.0),
+    (b"1-0:52.7.0(0230.0*V)", b"1-0:52.7.0(%06.1f*V)", 215.0, 245.0),
+    (b"1-0:72.7.0(0229.0*V)", b"1-0:72.7.0(%06.1f*V)", 215.0, 245.0),
+    (b"1-0:31.7.0(0.48*A)", b"1-0:31.7.0(%04.2f*A)", 0.0, 9.99),
+    (b"1-0:51.7.0(0.44*A)", b"1-0:51.7.0(%04.2f*A)", 0.0, 9.99),
+    (b"1-0:71.7.0(0.86*A)", b"1-0:71.7.0(%04.2f*A)", 0.0, 9.99),
+    (b"1-0:21.7.0(00.070*kW)", b"1-0:21.7.0(%06.3f*kW)", 0.0, 9.999),
+    (b"1-0:41.7.0(00.032*kW)", b"1-0:41.7.0(%06.3f*kW)", 0.0, 9.999),
+    (b"1-0:61.7.0(00.142*kW)", b"1-0:61.7.0(%06.3f*kW)", 0.0, 9.999),
+)
+
+
+def make_stream(count: int, *, varied: bool = False) -> bytes:
+    """``count`` telegrams, each with its own time, registers and CRC.
+
+    ``varied``: the power, voltage and current lines change in every telegram
+    too, as on a real meter with a changing load (the plain stream changes
+    only the time and one register).
+    """
     text = SAMPLE.read_bytes()
     body = text[: text.index(b"!") + 1]
     out = bytearray()
+    random = Random(16)
     for i in range(count):
         seconds = i * 10
         stamp = b"1701%02d%02d%02d%02dW" % (
@@ -65,6 +95,9 @@ def make_stream(count: int) -> bytes:
         telegram = body.replace(b"170102192002W", stamp).replace(
             b"000004.426", b"%010.3f" % (4.426 + i * 0.001)
         )
+        if varied:
+            for line, form, low, high in VARIED_LINES:
+                telegram = telegram.replace(line, form % random.uniform(low, high))
         out += telegram + b"%04X\r\n" % crc16_arc(telegram)
     return bytes(out)
 
@@ -101,32 +134,74 @@ def dsmr_parser_in_process(stream: bytes) -> tuple[float, int]:
     return time.perf_counter() - start, telegrams
 
 
-def whole_process(command: list[str]) -> tuple[float, int]:
+def whole_process(
+    command: list[str], env: dict[str, str] | None = None, cwd: str | None = None
+) -> tuple[float, int]:
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, check=True)
+    result = subprocess.run(command, capture_output=True, check=True, env=env, cwd=cwd)
     return time.perf_counter() - start, result.stdout.count(b"\n")
+
+
+def amsread_rows(capture: str, label: str, tree: str | None) -> list[Row]:
+    """amsread's three figures, measured in child processes that import ``tree``'s amsread."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = tree  # ahead of the editable install of this checkout
+    cwd = tempfile.gettempdir()  # not a checkout: "" on sys.path must not find one
+
+    def child(mode: str) -> tuple[float, int]:
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", capture, mode]
+        out = subprocess.run(command, capture_output=True, check=True, env=env, cwd=cwd).stdout
+        seconds, count = out.split()
+        return float(seconds), int(count)
+
+    replay = [sys.executable, "-m", "amsread", "replay", capture, "--framing", "dsmr"]
+    return [
+        (f"amsread{label} in-process (readings)", child("readings")),
+        (f"amsread{label} in-process (+ JSON lines)", child("jsonl")),
+        (f"amsread{label} whole process (replay)", whole_process(replay, env, cwd)),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--telegrams", type=int, default=20_000)
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also measure the amsread source tree in DIR, in the same run"
+        " (e.g. git archive main amsread | tar -x -C DIR)",
+    )
+    parser.add_argument("--child", nargs=2, metavar=("CAPTURE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    stream = make_stream(args.telegrams)
-    rows = [
-        ("amsread in-process (readings)", amsread_in_process(stream, jsonl=False)),
-        ("amsread in-process (+ JSON lines)", amsread_in_process(stream, jsonl=True)),
-        ("dsmr_parser in-process", dsmr_parser_in_process(stream)),
-    ]
+    if args.child:
+        capture, mode = args.child
+        seconds, count = amsread_in_process(Path(capture).read_bytes(), jsonl=mode == "jsonl")
+        print(seconds, count)
+        return
+    trees = [(" (baseline)", args.baseline)] if args.baseline else []
+    trees.append(("", None))
+    for varied in (False, True):
+        stream = make_stream(args.telegrams, varied=varied)
+        kind = "varied: power, voltages, currents change" if varied else "plain"
+        print(f"{args.telegrams} DSMR 5 telegrams ({kind}), {len(stream)} bytes", flush=True)
+        for name, (seconds, count) in measure(stream, trees):
+            rate = count / seconds
+            print(f"{name:44} {count:6d} telegrams {seconds:7.2f} s {rate:9.0f} telegrams/s")
+
+
+Row = tuple[str, tuple[float, int]]
+
+
+def measure(stream: bytes, trees: list[tuple[str, str | None]]) -> list[Row]:
     with tempfile.NamedTemporaryFile(suffix=".p1") as capture:
         capture.write(stream)
         capture.flush()
-        amsread = [sys.executable, "-m", "amsread", "replay", capture.name, "--framing", "dsmr"]
+        rows = [row for label, tree in trees for row in amsread_rows(capture.name, label, tree)]
+        rows.append(("dsmr_parser in-process", dsmr_parser_in_process(stream)))
         peer = [sys.executable, "-c", PEER_SCRIPT, capture.name]
-        rows.append(("amsread whole process (replay)", whole_process(amsread)))
         rows.append(("dsmr_parser whole process (to_json)", whole_process(peer)))
-    print(f"{args.telegrams} DSMR 5 telegrams, {len(stream)} bytes")
-    for name, (seconds, count) in rows:
-        print(f"{name:40} {count:6d} telegrams {seconds:7.2f} s {count / seconds:9.0f} telegrams/s")
+    return rows
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import sys
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from amsread.link.scanner import Scanner
@@ -48,6 +48,8 @@ class Telegram:
 
     raw: bytes
     crc: int | None
+    #: Where the ``/`` is in the stream fed to the framer.
+    offset: int = field(default=-1, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class CipheredTelegram:
     """One general-glo-ciphering APDU that carries a telegram (Smarty, Austrian P1)."""
 
     raw: bytes
+    #: Where its first byte (DB) is in the stream fed to the framer.
+    offset: int = field(default=-1, compare=False)
 
 
 DsmrEvent = Telegram | CipheredTelegram | Rejected
@@ -94,6 +98,134 @@ def crc16_arc(data: bytes | bytearray | memoryview) -> int:
     return crc
 
 
+#: Gap lengths whose zero-advance tables ``TelegramCrc`` keeps (a meter's layout has a few dozen).
+MAX_GAP_TABLES = 512
+#: More runs of changed bytes than this and the CRC is computed in full.
+MAX_CHANGED_RUNS = 64
+#: Zero-advance tables one telegram may add; other new gaps are composed (~5 lookups).
+MAX_NEW_TABLES = 4
+_NONZERO_RUN = re.compile(rb"[^\x00]+")
+#: A state moved over n zero bytes: the image of its low byte XOR that of its high byte.
+_GapTables = tuple[list[int], list[int]]
+
+
+class TelegramCrc:
+    """CRC-16/ARC of telegram after telegram, from what changed since the one before.
+
+    CRC-16/ARC starts at 0 and adds no final XOR, so it is linear:
+    crc(a XOR b) = crc(a) XOR crc(b) for inputs of one length. A meter's
+    telegrams keep their length and layout and only some digits change, so
+    the XOR of two in a row is mostly zero bytes. Zero bytes leave a zero
+    state zero, and move any other state by a linear map (two 256-entry
+    tables per run length, kept): the CRC costs the changed bytes, not the
+    whole telegram. Anything else is computed in full.
+    """
+
+    def __init__(self) -> None:
+        self._last = b""
+        self._last_crc = 0
+        self._gaps: dict[int, _GapTables] = {}
+        self._new_tables = 0
+
+    def __call__(self, data: bytes) -> int:
+        last = self._last
+        crc = None
+        if len(data) == len(last):
+            diff = (int.from_bytes(data) ^ int.from_bytes(last)).to_bytes(len(data))
+            changed = self._sparse(diff)
+            if changed is not None:
+                crc = self._last_crc ^ changed
+        if crc is None:
+            crc = crc16_arc(data)
+        self._last, self._last_crc = data, crc
+        return crc
+
+    def _sparse(self, diff: bytes) -> int | None:
+        """The CRC of bytes that are mostly zero, run of changes by run; None if not sparse."""
+        spans = [run.span() for run in _NONZERO_RUN.finditer(diff)]
+        if len(spans) > MAX_CHANGED_RUNS:
+            return None
+        by_byte = _crc_tables()[0]
+        self._new_tables = 0
+        crc = 0
+        pos = 0
+        for start, end in spans:
+            if crc and start > pos:
+                crc = self._advance(crc, start - pos)
+            for byte in diff[start:end]:
+                crc = (crc >> 8) ^ by_byte[(crc ^ byte) & 0xFF]
+            pos = end
+        if crc and pos < len(diff):
+            crc = self._advance(crc, len(diff) - pos)
+        return crc
+
+    def _advance(self, crc: int, zeros: int) -> int:
+        """The state after ``zeros`` zero bytes."""
+        tables = self._gaps.get(zeros)
+        if tables is None:
+            # A table costs ~0.5 ms: a few per telegram while a meter's layout
+            # is learnt, the rest composed from the tables of powers of two.
+            if self._new_tables >= MAX_NEW_TABLES:
+                return _compose(crc, zeros)
+            self._new_tables += 1
+            if len(self._gaps) >= MAX_GAP_TABLES:
+                self._gaps.clear()
+            tables = self._gaps[zeros] = _gap_tables(zeros)
+        low, high = tables
+        return low[crc & 0xFF] ^ high[crc >> 8]
+
+
+def _compose(crc: int, zeros: int) -> int:
+    """The state after ``zeros`` zero bytes, a table per set bit of ``zeros``."""
+    level = 0
+    while zeros:
+        if zeros & 1:
+            low, high = _power_tables(level)
+            crc = low[crc & 0xFF] ^ high[crc >> 8]
+        zeros >>= 1
+        level += 1
+    return crc
+
+
+@cache
+def _power_tables(level: int) -> _GapTables:
+    return _gap_tables(1 << level)
+
+
+def _gap_tables(zeros: int) -> _GapTables:
+    """The state after ``zeros`` zero bytes, by the state's low and high byte."""
+    # The images of the 16 state bits, moved by squaring: log2(zeros) compositions.
+    images = [1 << i for i in range(16)]
+    step = _one_zero_images()
+    while zeros:
+        if zeros & 1:
+            images = [_apply(step, image) for image in images]
+        step = [_apply(step, image) for image in step]
+        zeros >>= 1
+    low, high = [0] * 256, [0] * 256
+    for value in range(1, 256):
+        lowest = (value & -value).bit_length() - 1
+        rest = value & (value - 1)
+        low[value] = low[rest] ^ images[lowest]
+        high[value] = high[rest] ^ images[lowest + 8]
+    return low, high
+
+
+@cache
+def _one_zero_images() -> list[int]:
+    by_byte = _crc_tables()[0]
+    return [(bit >> 8) ^ by_byte[bit & 0xFF] for bit in (1 << i for i in range(16))]
+
+
+def _apply(images: list[int], state: int) -> int:
+    """The linear map given by the images of the 16 bits, applied to ``state``."""
+    out = 0
+    for bit in range(16):
+        if state >> bit & 1:
+            out ^= images[bit]
+    return out
+
+
 def _is_crc(tail: bytes | bytearray) -> bool:
     # Four hex digits; some meters (NWA Warmtelink) drop leading zeros.
     return 1 <= len(tail) <= 4 and all(c in b"0123456789ABCDEFabcdef" for c in tail)
@@ -106,6 +238,7 @@ class DsmrFramer(Scanner[Telegram | CipheredTelegram]):
         super().__init__()
         #: A telegram with a CRC came: from now on one without is damaged.
         self._crc_seen = False
+        self._crc = TelegramCrc()
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[DsmrEvent]:
         buf = self._buf
@@ -188,7 +321,7 @@ class DsmrFramer(Scanner[Telegram | CipheredTelegram]):
             self._reject(events, "bad_crc", start, newline + 1, detail)
             return newline + 1
         received = int(tail, 16)
-        computed = crc16_arc(memoryview(buf)[start : end + 1])
+        computed = self._crc(bytes(buf[start : end + 1]))
         if computed != received:
             detail = f"telegram CRC mismatch: computed {computed:04X}, received {received:04X}"
             self._reject(events, "bad_crc", start, newline + 1, detail)
@@ -215,7 +348,7 @@ class DsmrFramer(Scanner[Telegram | CipheredTelegram]):
 
     def _telegram(self, events: list[DsmrEvent], start: int, newline: int, crc: int | None) -> None:
         self._flush_garbage(events)  # garbage before a telegram is reported ahead of it
-        events.append(Telegram(bytes(self._buf[start : newline + 1]), crc))
+        events.append(Telegram(bytes(self._buf[start : newline + 1]), crc, self._offset + start))
 
     def _ciphered(self, events: list[DsmrEvent], start: int) -> int:
         """Handle the ciphered APDU at ``start``; the index to go on from, or -1 to wait."""
@@ -240,5 +373,5 @@ class DsmrFramer(Scanner[Telegram | CipheredTelegram]):
         if len(buf) < end:
             return -1
         self._flush_garbage(events)
-        events.append(CipheredTelegram(bytes(buf[start:end])))
+        events.append(CipheredTelegram(bytes(buf[start:end]), self._offset + start))
         return end

@@ -44,6 +44,8 @@ _BY_UNIT: dict[str, tuple[str | None, str]] = {
     "varh": (None, "total_increasing"),
     "VAh": (None, "total_increasing"),
 }
+#: Units as DSMR telegrams write them -> as Home Assistant's gas and water classes want them.
+_HA_UNITS = {"m3": "m³"}
 
 
 def topic_id(text: str) -> str:
@@ -115,7 +117,7 @@ def component(topics: Topics, info: ReadingInfo) -> dict[str, Any]:
         config["device_class"] = device_class
     config["state_class"] = state_class
     if info.unit:
-        config["unit_of_measurement"] = info.unit
+        config["unit_of_measurement"] = _HA_UNITS.get(info.unit, info.unit)
     return config
 
 
@@ -126,7 +128,9 @@ def _classes(info: ReadingInfo) -> tuple[str | None, str] | None:
         return None
     if name.startswith("power_factor"):
         return ("power_factor", "measurement")
-    found = _BY_UNIT.get(info.unit or "")
+    found = _BY_UNIT.get(_HA_UNITS.get(info.unit or "", info.unit or ""))
+    if found is not None and found[0] == "gas" and name.startswith("water"):
+        found = ("water", "total_increasing")  # DSMR water meters count m3 too
     if found is None:
         # A number without a known unit (counters such as power_failures).
         return (None, "measurement")

@@ -37,6 +37,8 @@ class _Spec:
     objects: dict[str, dict[str, str]]
     mbus: dict[str, dict[str, str]]
     media: dict[int, str]
+    #: A.C.D of a code -> the units the specifications give for its value.
+    units: dict[str, tuple[str, ...]]
 
 
 @cache
@@ -44,7 +46,14 @@ def _spec() -> _Spec:
     text = resources.files("amsread.readings").joinpath("data/dsmr.toml").read_text("utf-8")
     data = tomllib.loads(text)
     media = {int(key): name for key, name in data["media"].items()}
-    return _Spec(data["objects"], data["mbus"], media)
+    units = {key: tuple(names) for key, names in data["units"].items()}
+    return _Spec(data["objects"], data["mbus"], media, units)
+
+
+def expected_units(obis: str) -> tuple[str, ...]:
+    """The units the specifications give for a code's value (``()``: none, or not listed)."""
+    medium, _channel, c, d, *_ = obis.split(".")
+    return _spec().units.get(f"{medium}.{c}.{d}", ())
 
 
 def number(text: str) -> int | float | None:
@@ -104,12 +113,26 @@ _CODE = re.compile(r"(\d{1,3})-(\d{1,3}):(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
 
 
 @dataclass(frozen=True, slots=True)
-class _Code:
+class Code:
+    """What a code text (``1-0:1.8.1``) means: its OBIS code, name and how its value is sent."""
+
     obis: str
     name: str | None
+    #: How ``data/dsmr.toml`` says the value is sent; "" when read by its shape.
     kind: str
     #: The M-Bus channel (group B) of a sub-meter object, else 0.
     channel: int
+    #: The table of ``data/dsmr.toml`` that lists the code ("objects", "mbus"), or "".
+    table: str = ""
+
+
+#: Lines a parser remembers whole; a meter repeats a few dozen, its changing values fill the rest.
+MAX_LINES = 2048
+#: A line as parsed: obis, name, value, unit, captured_at, M-Bus channel.
+_Line = tuple[str | None, str | None, Any, str | None, str | None, int]
+#: A line no code knows (kept as text), and one that is no data line (the end, "!CRC").
+_UNKNOWN_LINE: _Line = (None, None, None, None, None, 0)
+_NO_LINE: _Line = (None, "", None, None, None, 0)
 
 
 class TelegramParser:
@@ -118,7 +141,10 @@ class TelegramParser:
     def __init__(self) -> None:
         # What each code text ("1-0:1.8.1") means, looked up once: most of a
         # telegram's cost was finding it again on every line.
-        self._codes: dict[str, _Code | None] = {}
+        self._codes: dict[str, Code | None] = {}
+        # Whole lines seen before: most lines of a telegram (ids, versions,
+        # counters, tariff, often voltages and currents) repeat in the next.
+        self._lines: dict[str, _Line] = {}
 
     def parse(
         self,
@@ -154,36 +180,59 @@ class TelegramParser:
             security=security,
         )
 
+    def line_reading(self, line: str, media: dict[int, str]) -> Reading | None:
+        """The reading of one data line (None for the end line); ``media`` by M-Bus channel.
+
+        ``media`` collects what the channels' device-type lines said, so that a
+        later line of that channel is named for its medium (``gas_delivered``).
+        """
+        return self._reading(line, media)
+
     def _reading(self, line: str, media: dict[int, str]) -> Reading | None:
+        parsed = self._lines.get(line)
+        if parsed is None:
+            parsed = self._parse_line(line)
+            # A list (the failure log) is not shared between messages: a consumer may change it.
+            if not isinstance(parsed[2], list):
+                if len(self._lines) >= MAX_LINES:
+                    self._lines.clear()
+                self._lines[line] = parsed
+        obis, name, value, unit, captured_at, channel = parsed
+        if obis is None:
+            return Reading(None, None, line, None) if name is None else None
+        reading = Reading(obis, name, value, unit, False, captured_at)
+        if channel:
+            if name == "mbus_device_type" and isinstance(value, int):
+                media[channel] = _spec().media.get(value, "mbus_delivered")
+            elif name == "mbus_delivered":
+                reading.name = media.get(channel, name)
+        return reading
+
+    def _parse_line(self, line: str) -> _Line:
+        """What one data line says, before the M-Bus channel's medium names it."""
         paren = line.find("(")
         code = self._code(line[:paren]) if paren > 0 else None
         if code is None:
             if line and not line.startswith("!"):
-                return Reading(None, None, line, None)  # kept: never dropped
-            return None
+                return _UNKNOWN_LINE  # kept as text: never dropped
+            return _NO_LINE
         rest = line[paren:]
         if not code.kind and rest.find("(", 1) < 0 and rest[-1] == ")":
             value, unit = _with_unit(rest[1:-1])  # one group, as most lines are
-            reading = Reading(code.obis, code.name, value, unit)
-        else:
-            reading = _value(code.obis, code.name, code.kind, _GROUP.findall(rest), rest)
-        if code.channel:
-            if code.name == "mbus_device_type" and isinstance(reading.value, int):
-                media[code.channel] = _spec().media.get(reading.value, "mbus_delivered")
-            elif code.name == "mbus_delivered":
-                reading.name = media.get(code.channel, code.name)
-        return reading
+            return code.obis, code.name, value, unit, None, code.channel
+        reading = _value(code.obis, code.name, code.kind, _GROUP.findall(rest), rest)
+        return code.obis, code.name, reading.value, reading.unit, reading.captured_at, code.channel
 
-    def _code(self, text: str) -> _Code | None:
+    def _code(self, text: str) -> Code | None:
         if text in self._codes:
             return self._codes[text]
         if len(self._codes) >= MAX_CODES:
             self._codes.clear()
-        code = self._codes[text] = _describe(text)
+        code = self._codes[text] = describe_code(text)
         return code
 
 
-def _describe(text: str) -> _Code | None:
+def describe_code(text: str) -> Code | None:
     """What a code text means; None if it is no OBIS code (the line is kept as text)."""
     match = _CODE.fullmatch(text)
     if match is None:
@@ -195,10 +244,12 @@ def _describe(text: str) -> _Code | None:
     key = f"{medium}.{c}.{d}.{e}"
     spec = _spec()
     mbus = spec.mbus.get(key) if medium == 0 and channel != 0 else None
-    definition = mbus or spec.objects.get(key) or {}
+    listed = spec.objects.get(key)
+    definition = mbus or listed or {}
     name = definition.get("name") or describe(bytes((*groups, 255)))[0]
     obis = f"{medium}.{channel}.{c}.{d}.{e}.255"
-    return _Code(obis, name, definition.get("kind", ""), channel if mbus else 0)
+    table = "mbus" if mbus else "objects" if listed else ""
+    return Code(obis, name, definition.get("kind", ""), channel if mbus else 0, table)
 
 
 def _value(obis: str, name: str | None, kind: str, groups: list[str], rest: str) -> Reading:
@@ -224,8 +275,16 @@ def _value(obis: str, name: str | None, kind: str, groups: list[str], rest: str)
     return Reading(obis, name, raw, None)
 
 
+def joined_lines(lines: list[str]) -> list[str]:
+    """Data lines, a continuation (``(`` first, DSMR 2.2/3 gas value) joined to its line."""
+    return _joined(lines)
+
+
 def _joined(lines: list[str]) -> list[str]:
     """Data lines, a continuation (``(`` first, DSMR 2.2/3 gas value) joined to its line."""
+    kept = [line for line in lines if line]
+    if "(" not in {line[0] for line in kept}:
+        return kept  # DSMR 4 and 5: no continuation lines, nothing to join
     out: list[str] = []
     for line in lines:
         if not line:

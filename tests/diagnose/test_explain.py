@@ -324,10 +324,15 @@ def test_runs_of_equal_bits_point_to_a_baud_rate_too_high() -> None:
 
 def test_a_dsmr_text_telegram_is_recognised() -> None:
     telegram = b"/ISK5\\2M550T-1012\r\n\r\n1-0:1.8.0(000123.456*kWh)\r\n!1234\r\n"
-    report = explain_stream(telegram)
-    problem = report.sections[0].problems[0]
+    # Text among binary frames is named as a telegram; explain on telegrams alone
+    # annotates them (tests/diagnose/test_explain_dsmr.py): this one's CRC is wrong.
+    problem = diagnose_garbage(telegram, at_start=True, whole=True)
+    assert problem is not None
     assert problem.cause == "text_telegram"
     assert "--framing dsmr" in problem.next_step
+    report = explain_stream(telegram)
+    assert report.sections[0].summary == "DSMR P1 telegram damaged on the line"
+    assert [p.cause for p in report.sections[0].problems] == ["bad_crc"]
 
 
 def test_noise_without_frames_names_the_serial_settings() -> None:

@@ -54,7 +54,7 @@ def test_corpus_matches_golden_output() -> None:
         messages += _messages(_events(path.read_bytes())[0])
     golden = (CORPUS / "golden.jsonl").read_text()
     assert _jsonl(messages) == golden
-    assert len(golden.splitlines()) == 11  # every file but the one with a wrong CRC
+    assert len(golden.splitlines()) == 12  # every file but the one with a wrong CRC
 
 
 def test_published_telegram_with_wrong_crc_is_rejected() -> None:

@@ -14,8 +14,9 @@ readings, profiles) are the ones the pipeline uses: explain only watches them
 work and annotates the bytes they consumed.
 
 ``model`` holds the report, ``analyse`` walks the stream and its link frames,
-``apdu`` the layers above the link, ``fields`` and ``tree`` annotate bytes,
-``problems`` names causes and next steps, ``render`` prints the report.
+``apdu`` the layers above the link, ``telegram`` DSMR P1 text telegrams (plain
+or ciphered), ``fields`` and ``tree`` annotate bytes, ``problems`` names causes
+and next steps, ``render`` prints the report.
 """
 
 from amsread.diagnose.explain.analyse import (

@@ -38,6 +38,7 @@ from amsread.diagnose.explain.problems import (
     report_verdict,
     segments_lost_problem,
 )
+from amsread.diagnose.explain.telegram import TelegramExplainer, telegram_framing
 from amsread.dlms.apdu import APDU_NAMES, DATA_NOTIFICATION
 from amsread.dlms.keys import Keys
 from amsread.link.hdlc import (
@@ -120,6 +121,9 @@ class Explainer:
         report = Report(source, len(data))
         hdlc = _framer_events(HdlcFramer(), data)
         mbus = _framer_events(MbusFramer(), data)
+        if telegram_framing(data, max(_frames(hdlc), _long_frames(mbus))):
+            telegrams = TelegramExplainer(self.apdus.keys, self.apdus.secrets)
+            return telegrams.stream(data, report, limit)
         self.link = "mbus" if _long_frames(mbus) > _frames(hdlc) else "hdlc"
         if self.link == "mbus":
             located = _locate(mbus)

@@ -150,7 +150,7 @@ def diagnose_garbage(region: bytes, *, at_start: bool, whole: bool) -> Problem |
             "text_telegram",
             "this is a text telegram (DSMR P1 / IEC 62056-21), not DLMS binary push data",
             "amsread replay and listen read it with --framing dsmr (or auto);"
-            " explain does not annotate telegrams yet",
+            " explain annotates a capture of telegrams alone (--capture)",
         )
     if len(region) >= 4 and region[0] == 0x68 and region[3] == 0x68 and region[1] == region[2]:
         return Problem(
