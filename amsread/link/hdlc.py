@@ -25,6 +25,18 @@ from amsread.link.crc import crc16_x25
 from amsread.link.scanner import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
 from amsread.link.scanner import Scanner
 from amsread.link.segments import Reassembler, segment_lost
+from amsread.link.spans import (
+    CONTROL,
+    DESTINATION,
+    FCS,
+    FORMAT,
+    HCS,
+    INFORMATION,
+    LLC,
+    SOURCE,
+    Span,
+)
+from amsread.link.spans import FLAG as FLAG_SPAN
 from amsread.model import Rejected, Skipped
 
 FLAG = 0x7E
@@ -62,6 +74,28 @@ class HdlcFrame:
     def control_name(self) -> str:
         return control_name(self.control)
 
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        """Where each field sits in ``raw``: none for a message joined from segments.
+
+        Derived from the fields the framer cut out (their sizes say where they
+        end), so the frames nobody looks at pay nothing for them.
+        """
+        if self.segments > 1:
+            return ()
+        size, information = len(self.raw), self.information
+        dest_end = 3 + len(self.destination)
+        src_end = dest_end + len(self.source)
+        info_start = size - 2 - len(information)
+        spans = header_spans(dest_end, src_end, info_start if information else src_end + 1)
+        if information:
+            if information[:3] in LLC_HEADERS:
+                spans.append(Span(LLC, info_start, info_start + 3))
+                info_start += 3
+            spans.append(Span(INFORMATION, info_start, size - 2))
+        spans.append(Span(FCS, size - 2, size))
+        return tuple(spans)
+
 
 HdlcEvent = HdlcFrame | Rejected
 #: What the reassembler hands up: whole messages, rejections, and segments it had to drop.
@@ -87,6 +121,24 @@ def address_value(address: bytes) -> int:
     for byte in address:
         value = (value << 7) | (byte >> 1)
     return value
+
+
+def header_spans(dest_end: int, src_end: int, header_end: int) -> list[Span]:
+    """Flag to HCS, from where the addresses and the header end (counted from the flag).
+
+    A header that ends right after the control byte has no HCS: the frame
+    carries no information field.
+    """
+    spans = [
+        Span(FLAG_SPAN, 0, 1),
+        Span(FORMAT, 1, 3),
+        Span(DESTINATION, 3, dest_end),
+        Span(SOURCE, dest_end, src_end),
+        Span(CONTROL, src_end, src_end + 1),
+    ]
+    if header_end > src_end + 1:
+        spans.append(Span(HCS, src_end + 1, header_end))
+    return spans
 
 
 def strip_llc(information: bytes) -> bytes:
@@ -140,14 +192,17 @@ class HdlcFramer(Scanner[HdlcFrame]):
                 pos = start + 1
                 continue
             if status == _BAD_HCS:
-                self._reject(events, "bad_hcs", start, header_end, "header checksum mismatch")
+                spans = header_spans(dest_end - start, src_end - start, header_end - start)
+                detail = "header checksum mismatch"
+                self._reject(events, "bad_hcs", start, header_end, detail, spans)
                 pos = start + 1
                 continue
             end = start + 1 + (((buf[start + 1] & 0x07) << 8) | buf[start + 2])
             if end > n:
                 break
             if crc16_x25(buf[start + 1 : end - 2]) != buf[end - 2] | (buf[end - 1] << 8):
-                self._reject_fcs(events, start, end)
+                spans = header_spans(dest_end - start, src_end - start, header_end - start)
+                self._reject_fcs(events, start, end, spans)
                 pos = start + 1
                 continue
             self._flush_garbage(events)
@@ -169,7 +224,9 @@ class HdlcFramer(Scanner[HdlcFrame]):
         buf = self._buf
         events: list[HdlcEvent] = []
         while buf.strip(b"\x7e"):
-            status = self._header(buf, 0, len(buf))[0] if buf[0] == FLAG else _BAD
+            status, dest_end, src_end, header_end = (
+                self._header(buf, 0, len(buf)) if buf[0] == FLAG else _NO_FRAME
+            )
             inner = buf.find(FLAG, 1)
             end = inner if inner > 0 else len(buf)
             if status == _OK and len(buf) > MIN_FRAME:
@@ -181,6 +238,7 @@ class HdlcFramer(Scanner[HdlcFrame]):
                     0,
                     end,
                     f"the stream ended {missing} byte(s) before the end of this frame",
+                    header_spans(dest_end, src_end, header_end),
                 )
             else:
                 self._garbage(1 if buf[0] == FLAG else 0, end)
@@ -236,7 +294,7 @@ class HdlcFramer(Scanner[HdlcFrame]):
         destination, source, control = raw[3:dest_end], raw[dest_end:src_end], raw[src_end]
         return HdlcFrame(segmented, destination, source, control, raw[header_end:-2], raw, 1, at)
 
-    def _reject_fcs(self, events: list[HdlcEvent], start: int, end: int) -> None:
+    def _reject_fcs(self, events: list[HdlcEvent], start: int, end: int, spans: list[Span]) -> None:
         """Tell a frame cut short by the next one from one damaged in place."""
         buf = self._buf
         inner = buf.find(FLAG, start + 1, end)
@@ -251,6 +309,7 @@ class HdlcFramer(Scanner[HdlcFrame]):
                     inner,
                     f"{length - actual} bytes missing: the frame has {actual} of the"
                     f" {length} bytes its length field announces",
+                    spans,
                 )
                 return
             inner = buf.find(FLAG, inner + 1, end)
@@ -262,6 +321,7 @@ class HdlcFramer(Scanner[HdlcFrame]):
             start,
             end,
             f"frame checksum mismatch: computed {computed:04X}, received {received:04X}",
+            spans,
         )
 
 
