@@ -13,19 +13,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from amsread.dlms.apdu import (
-    DATA_NOTIFICATION,
-    GENERAL_BLOCK_TRANSFER,
-    GENERAL_DED_CIPHERING,
-    GENERAL_GLO_CIPHERING,
-    apdu_name,
-    parse_data_notification,
-)
-from amsread.dlms.blocks import BlockAssembler, parse_block
-from amsread.dlms.ciphering import Ciphered, Decryptor, Plaintext, parse_ciphered
+from amsread.dlms.apdu import parse_data_notification
+from amsread.dlms.ciphering import Ciphered, Decryptor, Plaintext, proves_key
 from amsread.dlms.keys import Keys
 from amsread.dlms.replay import InvocationTracker
-from amsread.errors import ApduError, DecodeError, DecryptionError, ReplayError
+from amsread.dlms.unwrap import (
+    BlockLost,
+    Failed,
+    NotificationReady,
+    OtherApdu,
+    Step,
+    Unwrapper,
+)
+from amsread.errors import ApduError, DecodeError, ReplayError
 from amsread.link.framing import LinkEvent, make_link
 from amsread.link.hdlc import strip_llc
 from amsread.model import Event, Failure, Message, Notice, Rejected, Security, Skipped
@@ -33,9 +33,6 @@ from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.profiles import ProfileSet
 from amsread.readings.telegrams import TelegramReader
 from amsread.stats import Counters
-
-_CIPHERED = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)
-_GBT_TAG = bytes([GENERAL_BLOCK_TRANSFER])
 
 
 class Pipeline:
@@ -59,7 +56,8 @@ class Pipeline:
         self.builder = ReadingsBuilder(profiles)
         #: The link layer (framing.FRAMINGS); "auto" locks onto HDLC or M-Bus.
         self.link = make_link(framing)
-        self._blocks = BlockAssembler()
+        #: Block transfer, ciphering and the push test: the one APDU dispatch.
+        self.unwrapper = Unwrapper(self.decryptor.decrypt, self._check_replay)
         self._clock = clock
         #: DSMR P1 telegrams, text or ciphered (Smarty): their own decoding path.
         self.telegrams = TelegramReader(self)
@@ -86,8 +84,8 @@ class Pipeline:
         out: list[Event] = []
         for event in self.link.close():
             self._on_link_event(event, out)
-        for lost in self._blocks.discard("the stream ended before the last block"):
-            self._on_block_event(lost, out)
+        for step in self.unwrapper.close("the stream ended before the last block"):
+            self._on_step(step, out)
         return out
 
     def feed_apdu(self, data: bytes) -> list[Event]:
@@ -128,65 +126,36 @@ class Pipeline:
         out.append(event)
 
     def _on_apdu(self, apdu: bytes, out: list[Event]) -> None:
-        if apdu[:1] != _GBT_TAG:
-            out.append(self.handle_apdu(apdu))
-            return
-        try:
-            block = parse_block(apdu)
-        except ApduError as exc:
-            for lost in self._blocks.discard("a malformed block came between its blocks"):
-                self._on_block_event(lost, out)
-            out.append(self._fail(exc))
-            return
-        for event in self._blocks.push(block):
-            self._on_block_event(event, out)
+        for step in self.unwrapper.feed(apdu):
+            self._on_step(step, out)
 
-    def _on_block_event(self, event: bytes | Rejected | Skipped, out: list[Event]) -> None:
-        """A completed block transfer is an APDU again, often ciphered."""
-        if isinstance(event, Rejected):
-            self._reject(event, out)
-        elif isinstance(event, Skipped):
-            self.counters["skipped"] += 1
-            out.append(event)
-        elif event[:1] == _GBT_TAG:
-            out.append(self._fail(ApduError("a general-block-transfer inside another one")))
-        else:
-            out.append(self.handle_apdu(event))
-
-    def handle_apdu(self, apdu: bytes) -> Event:
-        """Decode one complete APDU into a Message, or say why not."""
-        if not apdu:
-            return self._fail(ApduError("empty APDU"))
-        tag = apdu[0]
-        try:
-            if tag == DATA_NOTIFICATION:
-                return self._message(apdu)
-            if tag in _CIPHERED:
-                return self._ciphered(parse_ciphered(apdu))
-        except DecodeError as exc:
-            return self._fail(exc)
-        self.counters["skipped"] += 1
-        return Skipped(apdu_name(tag))
-
-    def _ciphered(self, ciphered: Ciphered) -> Event:
-        try:
-            self._check_replay(ciphered)
-            plain = self.decryptor.decrypt(ciphered)
-            inner = plain.apdu
-            if inner[:1] != bytes([DATA_NOTIFICATION]) and plain.authenticated is True:
-                self._accept(ciphered, plain)
+    def _on_step(self, step: Step, out: list[Event]) -> None:
+        """The unwrapper's last step of an APDU becomes an event; the steps before, nothing."""
+        if isinstance(step, NotificationReady):
+            out.append(self._notification(step))
+        elif isinstance(step, Failed):
+            out.append(self._fail(step.error, step.ciphered))
+        elif isinstance(step, OtherApdu):
+            self._other(step, out)
+        elif isinstance(step, BlockLost):
+            if isinstance(step.event, Rejected):
+                self._reject(step.event, out)
+            else:
                 self.counters["skipped"] += 1
-                return Skipped(f"ciphered {apdu_name(inner[0]) if inner else 'empty APDU'}")
+                out.append(step.event)
+
+    def _notification(self, step: NotificationReady) -> Event:
+        ciphered, plain = step.ciphered, step.plain
+        if ciphered is None or plain is None:
             try:
-                security = self._security(ciphered, plain)
-                message = self._message(inner, ciphered.system_title, security)
-            except ApduError as exc:
-                if plain.authenticated is True or not ciphered.encrypted:
-                    raise
-                # Nothing authenticates this plaintext: a parse failure means a wrong key.
-                raise DecryptionError(
-                    "decryption gave no valid APDU: wrong encryption key or damaged frame"
-                ) from exc
+                return self._message(step.apdu)
+            except DecodeError as exc:
+                return self._fail(exc)
+        try:
+            security = self._security(ciphered, plain)
+            message = self._message(step.apdu, ciphered.system_title, security)
+        except ApduError as exc:
+            return self._fail(step.parse_failure(exc), ciphered)
         except DecodeError as exc:
             return self._fail(exc, ciphered)
         if plain.authenticated is False:
@@ -194,12 +163,17 @@ class Pipeline:
         self._accept(ciphered, plain)
         return message
 
+    def _other(self, step: OtherApdu, out: list[Event]) -> None:
+        if step.ciphered is not None and step.plain is not None:
+            self._accept(step.ciphered, step.plain)
+        self.counters["skipped"] += 1
+        out.append(Skipped(step.what))
+
     def _security(self, ciphered: Ciphered, plain: Plaintext) -> Security:
         """What the message says of its protection; ``_accept`` counts the same missed pushes."""
-        proven = plain.authenticated is True or ciphered.encrypted
         missed = (
             self.invocations.missed(ciphered.system_title, ciphered.invocation_counter)
-            if proven
+            if proves_key(ciphered, plain)
             else 0
         )
         return Security(
@@ -217,9 +191,7 @@ class Pipeline:
 
     def _accept(self, ciphered: Ciphered, plain: Plaintext) -> int:
         """Advance the counter for a frame that verified or decrypted; return pushes missed."""
-        # A tag that verified, or ciphertext that decrypted to a complete APDU,
-        # proves the key; cleartext with an unchecked tag proves nothing.
-        if plain.authenticated is not True and not ciphered.encrypted:
+        if not proves_key(ciphered, plain):
             return 0
         missed = self.invocations.accept(ciphered.system_title, ciphered.invocation_counter)
         self.counters["missed_pushes"] += missed

@@ -16,6 +16,9 @@ DATA_NOTIFICATION = 0x0F
 GENERAL_GLO_CIPHERING = 0xDB
 GENERAL_DED_CIPHERING = 0xDC
 GENERAL_BLOCK_TRANSFER = 0xE0
+#: The tags of a ciphered APDU, glo (global key) and ded (dedicated key).
+CIPHERED_TAGS = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)
+NOT_A_NOTIFICATION = "not a data-notification (or too short to hold one)"
 
 APDU_NAMES = {
     0x01: "initiate-request",
@@ -104,7 +107,7 @@ def parse_data_notification(apdu: bytes, *, lazy: bool = False) -> DataNotificat
     error (raised here, or on first access to ``body`` when ``lazy``).
     """
     if len(apdu) < 7 or apdu[0] != DATA_NOTIFICATION:
-        raise ApduError("not a data-notification (or too short to hold one)")
+        raise ApduError(NOT_A_NOTIFICATION)
     invoke_id = int.from_bytes(apdu[1:5], "big")
     pos = 5
     raw_time: bytes | None = None

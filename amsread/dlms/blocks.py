@@ -90,6 +90,8 @@ class BlockAssembler:
         self._next = 0
         # After a loss: drop blocks until the next first block.
         self._dropping = False
+        #: How many blocks the last joined APDU was made of.
+        self.joined_blocks = 0
 
     @property
     def pending(self) -> bool:
@@ -120,17 +122,18 @@ class BlockAssembler:
             self._lose(out, f"the transfer grew beyond {MAX_TRANSFER} bytes or {MAX_BLOCKS} blocks")
         elif block.last:
             out.append(b"".join(self._parts))
+            self.joined_blocks = len(self._parts)
             self._parts, self._size = [], 0
         return out
 
-    def discard(self, why: str) -> list[BlockEvent]:
+    def discard(self, why: str) -> list[Rejected]:
         """Give up the partial transfer (the stream ended, a block was malformed)."""
-        out: list[BlockEvent] = []
+        out: list[Rejected] = []
         if self._parts:
             self._lose(out, why)
         return out
 
-    def _lose(self, out: list[BlockEvent], why: str) -> None:
+    def _lose(self, out: list[BlockEvent] | list[Rejected], why: str) -> None:
         head = self._parts[0][:MAX_REJECTED_KEEP]
         detail = f"{len(self._parts)} block(s) of a general-block-transfer dropped: {why}"
         out.append(Rejected("blocks_lost", self._size, head, detail))

@@ -115,6 +115,16 @@ class Plaintext:
     keys_swapped: bool = False
 
 
+def proves_key(c: Ciphered, plain: Plaintext) -> bool:
+    """Whether a push accepted with this plaintext proves the key right.
+
+    A tag that verified does; so does ciphertext once its plaintext parsed
+    (a wrong key gives bytes that do not). Cleartext with an unchecked tag
+    proves nothing, so it must not move the replay guard's counter.
+    """
+    return plain.authenticated is True or c.encrypted
+
+
 def _ctr_initial(iv: bytes) -> bytes:
     # GCM encrypts with AES-CTR starting at J0 + 1, J0 = IV ‖ 00000001.
     return iv + b"\x00\x00\x00\x02"
