@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from amsread.dlms import axdr
-from amsread.dlms.apdu import DATA_NOTIFICATION, GENERAL_DED_CIPHERING, GENERAL_GLO_CIPHERING
+from amsread.dlms.apdu import CIPHERED_TAGS, DATA_NOTIFICATION
 from amsread.errors import AxdrError
 from amsread.link.crc import crc16_x25
 from amsread.link.detect import CANDIDATES, Framer, FramerEvent, FramingDetector, make_framer
@@ -44,7 +44,6 @@ IDENTIFYING_NAMES = frozenset(
     {"meter_id", "meter_serial", "meter_serial_2", "meter_number", "logical_device_name"}
 )
 _MASK = "xx"
-_CIPHERED_TAGS = (bytes([GENERAL_GLO_CIPHERING]), bytes([GENERAL_DED_CIPHERING]))
 #: Bytes outside frames kept back between feeds, so no system title is cut in two.
 _LOOSE_TAIL = 2 + SYSTEM_TITLE_SIZE
 #: A ciphered APDU's start: tag DB/DC, title length 8, three letters.
@@ -269,9 +268,12 @@ class CaptureRedactor:
         return raw[:1] + body + _fcs(body)
 
     def _redact_apdu(self, apdu: bytearray) -> bool:
-        if apdu[:1] in _CIPHERED_TAGS:
+        # The tags as dlms.unwrap dispatches on them. Not its steps: a frame may hold
+        # only the start of an APDU (a first segment), whose header is still redacted.
+        tag = apdu[0] if apdu else None
+        if tag in CIPHERED_TAGS:
             return self._redact_system_title(apdu)
-        changed = apdu[:1] == bytes([DATA_NOTIFICATION]) and self._redact_notification(apdu)
+        changed = tag == DATA_NOTIFICATION and self._redact_notification(apdu)
         return self._redact_plain(apdu) or changed
 
     def _redact_plain(self, data: bytearray) -> bool:
