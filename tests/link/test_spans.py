@@ -7,6 +7,7 @@ import itertools
 import pytest
 import seed_vectors as sv
 from builders import LLC, hdlc_frame, mbus_frame, mbus_short
+from noisy import noisy_line
 
 from amsread.link.hdlc import HdlcFrame, HdlcFramer, HdlcReassembler
 from amsread.link.mbus import MbusFrame, MbusFramer
@@ -170,3 +171,20 @@ def test_a_rejected_m_bus_frame_keeps_its_long_header() -> None:
     (rejected,) = mbus_events(bytes(damaged))
     assert isinstance(rejected, Rejected) and rejected.reason == "bad_checksum"
     assert layout(rejected.spans)[-2:] == [("address", 5, 6), ("ci", 6, 7)]
+
+
+@pytest.mark.parametrize("link", ["hdlc", "mbus"])
+def test_on_a_noisy_line_every_frame_tiles_its_bytes_and_rejections_name_their_header(
+    link: str,
+) -> None:
+    line = noisy_line(400, 5, link=link, damage_rate=0.1)
+    events = hdlc_events(line.data) if link == "hdlc" else mbus_events(line.data)
+    damaged = [e for e in events if isinstance(e, Rejected) and e.reason != "garbage"]
+    frames = [e for e in events if not isinstance(e, Rejected)]
+    assert len(frames) > 100 and damaged
+    for frame in frames:
+        assert_tiles(frame.spans, len(frame.raw))
+    first = "flag" if link == "hdlc" else "start"
+    for rejected in damaged:
+        assert rejected.spans[0] == Span(first, 0, 1)
+        assert line.data[rejected.offset] == (0x7E if link == "hdlc" else 0x68)
