@@ -8,8 +8,6 @@ information field of each frame goes to ``ApduExplainer``.
 
 from __future__ import annotations
 
-from collections import deque
-
 from amsread.diagnose.explain.apdu import CIPHERED, ApduExplainer
 from amsread.diagnose.explain.fields import (
     U_FRAMES,
@@ -110,8 +108,10 @@ class Explainer:
         #: Segments of a message not complete yet: (frame, its section).
         self._pending: list[tuple[HdlcFrame | MbusFrame, Section]] = []
         #: Segmented HDLC messages as the reassembler joined them, by their frames' bytes.
-        self._joined: dict[bytes, HdlcFrame] = {}
-        self._messages: deque[MbusMessage] = deque()
+        #: The link's reassembler, watching the events as they are explained.
+        self._reassembler: HdlcReassembler | MbusReassembler = HdlcReassembler()
+        #: What it handed up for the event being explained: a joined message, if complete.
+        self._handed_up: list[object] = []
 
     # -- streams ----------------------------------------------------------
 
@@ -127,12 +127,15 @@ class Explainer:
         while i < len(located):
             start, end, event = located[i]
             i += 1
+            watched = [event]
             # A header-checksum failure and the garbage right after it are one damaged frame.
             if isinstance(event, Rejected) and event.reason == "bad_hcs" and i < len(located):
                 nxt_start, nxt_end, nxt = located[i]
                 if isinstance(nxt, Rejected) and nxt.reason == "garbage" and nxt_start == end:
                     end = nxt_end
                     i += 1
+                    watched.append(nxt)
+            self._watch(watched)
             index = len(report.sections) + 1
             section = self._section(data, start, end, event, index)
             if limit and shown >= limit:
@@ -148,17 +151,23 @@ class Explainer:
         return report
 
     def _link_events(self, detection: Detection) -> list[_LinkEvent]:
-        """The detected framer's events; the messages its reassembler joins, kept for later."""
+        """The detected framer's events, with a fresh reassembler of that link to watch them."""
         if self.link == "mbus":
-            joined = MbusReassembler().finish(detection.mbus)
-            self._messages = deque(e for e in joined if isinstance(e, MbusMessage))
+            self._reassembler = MbusReassembler()
             return list(detection.mbus)
         # Text telegrams (dsmr) are shown as the bytes outside HDLC frames they are to it.
-        reassembled = HdlcReassembler().finish(detection.hdlc)
-        self._joined = {
-            e.raw: e for e in reassembled if isinstance(e, HdlcFrame) and e.segments > 1
-        }
+        self._reassembler = HdlcReassembler()
         return list(detection.hdlc)
+
+    def _watch(self, events: list[_LinkEvent]) -> None:
+        """Hand the events about to be explained to the reassembler, as the link does."""
+        reassembler = self._reassembler
+        if isinstance(reassembler, MbusReassembler):
+            mbus = [e for e in events if not isinstance(e, HdlcFrame)]
+            self._handed_up = list(reassembler.reassemble(mbus))
+        else:
+            hdlc = [e for e in events if not isinstance(e, MbusFrame)]
+            self._handed_up = list(reassembler.reassemble(hdlc))
 
     def _section(self, data: bytes, start: int, end: int, event: _LinkEvent, index: int) -> Section:
         if isinstance(event, HdlcFrame):
@@ -234,9 +243,13 @@ class Explainer:
             section.outcome = "segment"
             section.summary += f" · segment {number}"
             return
-        joined = self._joined.get(b"".join(f.raw for f, _ in self._pending))
+        mine = b"".join(f.raw for f, _ in self._pending)
         self._pending = []
-        if joined is None:
+        # The message the reassembler completed with this frame, if it joined these very frames.
+        joined = next(
+            (e for e in self._handed_up if isinstance(e, HdlcFrame) and e.raw == mine), None
+        )
+        if joined is None or joined.segments < 2:
             section.problems.append(
                 segments_lost_problem("its segments do not join into one message")
             )
@@ -327,13 +340,12 @@ class Explainer:
         # The reassembler's message, if these very segments made one (data after STSAP, DTSAP).
         mine = b"".join(_span(f.spans, INFORMATION).of(f.raw) for f, _ in self._pending)
         self._pending = []
-        message = self._messages[0] if self._messages else None
+        message = next((e for e in self._handed_up if isinstance(e, MbusMessage)), None)
         if message is None or message.apdu != mine:
             section.problems.append(
                 segments_lost_problem("its segments do not join into one message")
             )
             return
-        self._messages.popleft()
         section.summary += f" · last of {count} segments"
         joined = Block(f"APDU joined from {count} segments (offsets in the APDU)")
         section.blocks.append(joined)
