@@ -47,7 +47,8 @@ class LinkMessage:
     for valid frames that carry nothing to decode, and names them. ``frames``
     counts the frames it took; ``checked`` is False for frames no checksum
     protects (an M-Bus ``E5``) or protects too weakly to tell the framing from
-    noise (an M-Bus short frame): they do not count as evidence of it.
+    noise (an M-Bus short frame): ``detect.is_evidence`` on the frame, the rule
+    by which the auto-detection (which counts the framer's frames) decides.
     """
 
     payload: bytes

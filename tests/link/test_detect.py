@@ -7,8 +7,10 @@ import pathlib
 import pytest
 import seed_vectors as sv
 from builders import LLC, hdlc_frame, mbus_frame, mbus_short
+from noisy import noisy_line
 
 from amsread.diagnose.explain import explain_stream
+from amsread.diagnose.explain.analyse import Explainer
 from amsread.diagnose.redact import CaptureRedactor
 from amsread.link.detect import FramingDetector, detect_framing, is_evidence
 from amsread.link.framing import AutoLink
@@ -105,3 +107,14 @@ def test_the_auto_link_says_which_framing_it_detected() -> None:
     events = link.feed(sv.KAIFA_NOE_MBUS)
     assert isinstance(events[0], Notice) and events[0].what == "framing_detected"
     assert "M-Bus" in events[0].detail
+
+
+@pytest.mark.parametrize("link", ["hdlc", "mbus"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_on_noisy_lines_explain_and_the_auto_link_settle_on_the_same_framing(
+    link: str, seed: int
+) -> None:
+    data = noisy_line(30, seed, link=link, damage_rate=0.3).data
+    explainer = Explainer()
+    explainer.stream(data, "input", 0)
+    assert explainer.link == auto_framing(data) == link
