@@ -26,9 +26,9 @@ from amsread.dlms.unwrap import (
     Unwrapper,
 )
 from amsread.errors import ApduError, DecodeError, ReplayError
-from amsread.link.framing import LinkEvent, make_link
+from amsread.link.framing import LinkEvent, LinkMessage, make_link
 from amsread.link.hdlc import strip_llc
-from amsread.model import Event, Failure, Message, Notice, Rejected, Security, Skipped
+from amsread.model import Event, Failure, Message, Rejected, Security, Skipped
 from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.profiles import ProfileSet
 from amsread.readings.telegrams import TelegramReader
@@ -57,7 +57,7 @@ class Pipeline:
         #: The link layer (framing.FRAMINGS); "auto" locks onto HDLC or M-Bus.
         self.link = make_link(framing)
         #: Block transfer, ciphering and the push test: the one APDU dispatch.
-        self.unwrapper = Unwrapper(self.decryptor.decrypt, self._check_replay)
+        self.unwrapper = Unwrapper(self.decryptor.decrypt, self._check_replay, trace=False)
         self._clock = clock
         #: DSMR P1 telegrams, text or ciphered (Smarty): their own decoding path.
         self.telegrams = TelegramReader(self)
@@ -102,11 +102,11 @@ class Pipeline:
     # -- layers ----------------------------------------------------------
 
     def _on_link_event(self, event: LinkEvent, out: list[Event]) -> None:
-        if isinstance(event, Notice):
-            out.append(event)
-            return
-        if isinstance(event, Rejected):
-            self._reject(event, out)
+        if not isinstance(event, LinkMessage):  # one test for the common case, a frame
+            if isinstance(event, Rejected):
+                self._reject(event, out)
+            else:
+                out.append(event)
             return
         self.counters["frames_ok"] += event.frames
         if self.on_frame is not None:
@@ -127,7 +127,10 @@ class Pipeline:
 
     def _on_apdu(self, apdu: bytes, out: list[Event]) -> None:
         for step in self.unwrapper.feed(apdu):
-            self._on_step(step, out)
+            if type(step) is NotificationReady:  # the hot path, tested first
+                out.append(self._notification(step))
+            else:
+                self._on_step(step, out)
 
     def _on_step(self, step: Step, out: list[Event]) -> None:
         """The unwrapper's last step of an APDU becomes an event; the steps before, nothing."""
@@ -151,8 +154,9 @@ class Pipeline:
                 return self._message(step.apdu)
             except DecodeError as exc:
                 return self._fail(exc)
+        proven = proves_key(ciphered, plain)
         try:
-            security = self._security(ciphered, plain)
+            security = self._security(ciphered, plain, proven)
             message = self._message(step.apdu, ciphered.system_title, security)
         except ApduError as exc:
             return self._fail(step.parse_failure(exc), ciphered)
@@ -160,20 +164,23 @@ class Pipeline:
             return self._fail(exc, ciphered)
         if plain.authenticated is False:
             self.counters["unauthenticated"] += 1
-        self._accept(ciphered, plain)
+        self._accept(ciphered, proven)
         return message
 
     def _other(self, step: OtherApdu, out: list[Event]) -> None:
         if step.ciphered is not None and step.plain is not None:
-            self._accept(step.ciphered, step.plain)
+            self._accept(step.ciphered, proves_key(step.ciphered, step.plain))
         self.counters["skipped"] += 1
         out.append(Skipped(step.what))
 
-    def _security(self, ciphered: Ciphered, plain: Plaintext) -> Security:
-        """What the message says of its protection; ``_accept`` counts the same missed pushes."""
+    def _security(self, ciphered: Ciphered, plain: Plaintext, proven: bool) -> Security:
+        """What the message says of its protection; ``_accept`` counts the same missed pushes.
+
+        ``proven``: ``proves_key(ciphered, plain)``, asked once per push by the caller.
+        """
         missed = (
             self.invocations.missed(ciphered.system_title, ciphered.invocation_counter)
-            if proves_key(ciphered, plain)
+            if proven
             else 0
         )
         return Security(
@@ -189,9 +196,9 @@ class Pipeline:
             " the last accepted from this meter: a replayed or repeated frame, dropped"
         )
 
-    def _accept(self, ciphered: Ciphered, plain: Plaintext) -> int:
-        """Advance the counter for a frame that verified or decrypted; return pushes missed."""
-        if not proves_key(ciphered, plain):
+    def _accept(self, ciphered: Ciphered, proven: bool) -> int:
+        """Advance the counter for a push that proved the key; return pushes missed."""
+        if not proven:
             return 0
         missed = self.invocations.accept(ciphered.system_title, ciphered.invocation_counter)
         self.counters["missed_pushes"] += missed

@@ -2,16 +2,16 @@
 
 What it looks at, in order:
 
-* each key as written: length, ``0x`` and separators (accepted), 16 ASCII
-  characters (tried as text too), two keys run together (both halves tried),
-  the documentation example key;
+* each key as written (``keytext``): length, ``0x`` and separators
+  (accepted), 16 ASCII characters (tried as text too), two keys run
+  together (both halves tried), the documentation example key;
 * the frames: which security they use, and so whether the authentication
   key is needed at all;
 * every candidate pair against up to ``MAX_FRAMES`` ciphered APDUs: the tag
   (when there is one and an authentication key), the pair the other way
   round (keys swapped), and, since a tag cannot tell which key is wrong,
-  decryption alone: plaintext that parses as a push proves the encryption
-  key right.
+  decryption alone: plaintext that parses as a push, or a DSMR telegram
+  whose CRC matches (Smarty), proves the encryption key right.
 
 Keys never appear in the output: candidates are named by position
 (``--key #2``). All of this is sans I/O; the CLI passes bytes and strings.
@@ -19,40 +19,39 @@ Keys never appear in the output: candidates are named by position
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from amsread.dlms.apdu import (
-    DATA_NOTIFICATION,
-    GENERAL_BLOCK_TRANSFER,
-    GENERAL_DED_CIPHERING,
-    GENERAL_GLO_CIPHERING,
-    parse_data_notification,
+from amsread.diagnose.keytext import Candidate, inspect_key
+from amsread.dlms.apdu import CIPHERED_TAGS, DATA_NOTIFICATION, parse_data_notification
+from amsread.dlms.ciphering import Ciphered, Decryptor
+from amsread.dlms.keys import Keys
+from amsread.dlms.unwrap import (
+    CipheredHeader,
+    Failed,
+    NotificationReady,
+    OtherApdu,
+    Step,
+    Unwrapper,
 )
-from amsread.dlms.ciphering import Ciphered, Decryptor, parse_ciphered
-from amsread.dlms.keys import KEY_SIZE, Keys, parse_key
-from amsread.errors import AmsreadError, AuthenticationError, KeyFormatError
+from amsread.errors import AmsreadError, AuthenticationError
 from amsread.link.hdlc import strip_llc
 from amsread.model import Rejected
 from amsread.readings.manufacturers import decode_system_title
+from amsread.readings.telegrams import inner_telegram
 
 #: Ciphered APDUs tried per candidate: enough to tell a damaged frame from a wrong key.
 MAX_FRAMES = 8
-_EXAMPLE_KEY = bytes(range(16))
-_CIPHERED = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)
-_SEPARATED = re.compile(r"[\s:,;_-]")
-
-
-@dataclass
-class Candidate:
-    """One key to try, named for the output (never the key itself)."""
-
-    label: str
-    key: bytes | None
-    notes: list[str] = field(default_factory=list)
-    problem: str | None = None
-    #: A reading of the key other than as written (as text, a half, O read as 0).
-    alternative: bool = False
+#: Published in the Smarty P1 specification; every Smarty meter should use it.
+SMARTY_AUTH_KEY = "00112233445566778899AABBCCDDEEFF"
+_TELEGRAMS_UNVERIFIED = (
+    "amsread reads such telegrams all the same, as the published Smarty key fails on some"
+    " meters: it decrypts without verifying the tag, the telegram CRC guards the text, and"
+    " each message says authenticated: false"
+)
+_TELEGRAMS_UNCHECKED = (
+    "ciphered telegrams carry no checksum outside their ciphertext: when none of several"
+    " decrypts to a telegram with a valid CRC, the key is the likely cause"
+)
 
 
 @dataclass
@@ -65,6 +64,10 @@ class Frames:
     damaged: int = 0
     #: True if the APDUs came in checksum-protected frames (so they are intact).
     checked: bool = False
+    #: Of the ciphered APDUs, those that came as DSMR telegrams (Smarty, Austrian P1).
+    telegrams: int = 0
+    #: The framing that found them when the automatic one could not, else None.
+    framing: str | None = None
 
 
 @dataclass
@@ -78,7 +81,7 @@ class Result:
     decrypts: int = 0
     tag_failed: int = 0
     garbage: int = 0
-    sample: str = ""
+    sample: Decryption | None = None
 
     @property
     def score(self) -> tuple[int, int, int]:
@@ -92,123 +95,92 @@ class KeyReport:
     details: list[str] = field(default_factory=list)
 
 
-# -- keys -------------------------------------------------------------------------
-
-
-def inspect_key(text: str, label: str) -> list[Candidate]:
-    """The candidate(s) a key as written stands for, with notes on its format.
-
-    Usually one. A key that only works read differently adds candidates: 16
-    ASCII characters taken as text, 64 hex digits split in two halves.
-    """
-    stripped = text.strip()
-    notes = _format_notes(stripped)
-    try:
-        key = parse_key(stripped, label)
-    except KeyFormatError as exc:
-        return _alternatives(stripped, label, str(exc))
-    if key == _EXAMPLE_KEY:
-        notes.append("this is the example key 00 01 02 … 0F from documentation, not a real key")
-    elif len(set(key)) == 1:
-        notes.append(f"every byte is {key[0]:02X}: a placeholder, not a real key")
-    return [Candidate(label, key, ["accepted" + (f" ({', '.join(notes)})" if notes else "")])]
-
-
-def _format_notes(text: str) -> list[str]:
-    notes = []
-    if text[:2].lower() == "0x":
-        notes.append("the 0x prefix is fine")
-    if _SEPARATED.search(text):
-        notes.append("spaces and separators are fine")
-    return notes
-
-
-def _alternatives(text: str, label: str, problem: str) -> list[Candidate]:
-    out = [Candidate(label, None, [], problem)]
-    if len(text) == KEY_SIZE:
-        out.append(
-            Candidate(
-                f"{label} read as ASCII text",
-                text.encode("latin-1", "replace")[:KEY_SIZE],
-                alternative=True,
-            )
-        )
-        return out
-    compact = _SEPARATED.sub("", text)
-    if compact[:2].lower() == "0x":
-        compact = compact[2:]
-    if len(compact) == 4 * KEY_SIZE and all(c in "0123456789abcdefABCDEF" for c in compact):
-        out[
-            0
-        ].problem = (
-            f"{problem}: 64 hex digits look like two keys run together; both halves are tried"
-        )
-        out.append(Candidate(f"{label} first half", bytes.fromhex(compact[:32]), alternative=True))
-        out.append(Candidate(f"{label} second half", bytes.fromhex(compact[32:]), alternative=True))
-        return out
-    fixed = compact.translate(str.maketrans("oOlI", "0011"))
-    if fixed != compact and len(fixed) == 2 * KEY_SIZE:
-        try:
-            key = bytes.fromhex(fixed)
-        except ValueError:
-            return out
-        out[0].problem = f"{problem} (the letters O or l where 0 or 1 belong?)"
-        out.append(Candidate(f"{label} with O→0, l→1", key, alternative=True))
-    return out
-
-
 # -- frames -------------------------------------------------------------------------
 
 
 def collect_frames(data: bytes, *, stream: bool) -> Frames:
-    """Find ciphered APDUs: in a byte stream (HDLC or M-Bus), or ``data`` is one APDU."""
-    frames = Frames(checked=stream)
-    if not stream:
-        _add_apdu(frames, strip_llc(data))
-        return frames
-    from amsread.dlms.blocks import BlockAssembler, parse_block
-    from amsread.link.framing import LinkMessage, make_link
+    """Find ciphered APDUs: in a byte stream (HDLC, M-Bus, DSMR), or ``data`` is one APDU.
 
-    link = make_link("auto")
-    blocks = BlockAssembler()
-    for event in link.feed(data) + link.close():
-        if isinstance(event, Rejected):
-            frames.damaged += event.reason != "garbage"
-        elif isinstance(event, LinkMessage) and event.skip is None:
-            apdu = strip_llc(event.payload)
-            if apdu[:1] == bytes([GENERAL_BLOCK_TRANSFER]):
-                try:
-                    joined = blocks.push(parse_block(apdu))
-                except AmsreadError:
-                    frames.other += 1
-                    continue
-                for done in joined:
-                    if isinstance(done, bytes):
-                        _add_apdu(frames, done)
-                continue
-            _add_apdu(frames, apdu)
-        elif isinstance(event, LinkMessage):
-            frames.other += 1
+    The unwrapper, given no decryptor, stops at each ciphered header. Ciphered
+    DSMR telegrams (Smarty) carry no checksum outside their ciphertext, so the
+    automatic framing cannot lock onto them; when it finds no push at all, the
+    DSMR framer looks for them.
+    """
+    if not stream:
+        frames = Frames()
+        _add_steps(frames, Unwrapper().feed(strip_llc(data)))
+        return frames
+    frames = _scan(data, "auto")
+    if not frames.ciphered and not frames.plain_pushes:
+        telegrams = _scan(data, "dsmr")
+        if telegrams.ciphered:
+            telegrams.framing = "dsmr"
+            return telegrams
     return frames
 
 
-def _add_apdu(frames: Frames, apdu: bytes) -> None:
-    if apdu[:1] and apdu[0] in _CIPHERED:
-        try:
-            frames.ciphered.append(parse_ciphered(apdu))
-        except AmsreadError:
-            frames.damaged += 1
-    elif apdu[:1] == bytes([DATA_NOTIFICATION]):
+def _scan(data: bytes, framing: str) -> Frames:
+    from amsread.link.framing import LinkMessage, make_link
+
+    frames = Frames(checked=True)
+    link = make_link(framing)
+    unwrapper = Unwrapper()
+    for event in link.feed(data) + link.close():
+        if isinstance(event, Rejected):
+            frames.damaged += event.reason != "garbage"
+        elif not isinstance(event, LinkMessage):
+            continue
+        elif event.skip is not None:
+            frames.other += 1
+        elif event.telegram:
+            _add_telegram(frames, event.payload, unwrapper)
+        else:
+            _add_steps(frames, unwrapper.feed(strip_llc(event.payload)))
+    return frames
+
+
+def _add_telegram(frames: Frames, payload: bytes, unwrapper: Unwrapper) -> None:
+    if payload[:1] == b"/":
         frames.plain_pushes += 1
-    else:
-        frames.other += 1
+        return
+    steps: list[Step] = []
+    unwrapper.decipher(payload, steps)
+    _add_steps(frames, steps)
+    frames.telegrams += isinstance(steps[-1], CipheredHeader)
+    # Only decryption checks a ciphered telegram: no checksum vouches for it.
+    frames.checked = False
+
+
+def _add_steps(frames: Frames, steps: list[Step]) -> None:
+    for step in steps:
+        if isinstance(step, CipheredHeader):
+            frames.ciphered.append(step.ciphered)
+        elif isinstance(step, NotificationReady):
+            frames.plain_pushes += 1
+        elif isinstance(step, OtherApdu):
+            frames.other += 1
+        elif isinstance(step, Failed):
+            # A ciphered header that does not parse is damage; the rest is no push.
+            ciphered = step.apdu[:1] != b"" and step.apdu[0] in CIPHERED_TAGS
+            frames.damaged += ciphered
+            frames.other += not ciphered
 
 
 # -- trying keys -----------------------------------------------------------------------
 
 
-def _plausible(apdu: bytes) -> str | None:
-    """A description if the plaintext is a well-formed push, else None."""
+@dataclass(frozen=True)
+class Decryption:
+    """A decryption that makes sense: a push, or a telegram whose CRC matches."""
+
+    telegram: bool
+    description: str
+
+
+def _plausible(apdu: bytes) -> Decryption | None:
+    """What the plaintext is if it is a well-formed push or telegram, else None."""
+    if apdu[:1] == b"/":
+        return _plausible_telegram(apdu)
     if apdu[:1] != bytes([DATA_NOTIFICATION]):
         return None
     try:
@@ -218,7 +190,20 @@ def _plausible(apdu: bytes) -> str | None:
         return None
     count = len(body) if isinstance(body, tuple) else 1
     when = f", meter time {notification.meter_time}" if notification.meter_time else ""
-    return f"a data-notification with {count} values{when}"
+    return Decryption(False, f"a data-notification with {count} values{when}")
+
+
+def _plausible_telegram(text: bytes) -> Decryption | None:
+    # A wrong key cannot give a telegram whose CRC matches: that proves the key.
+    telegram = inner_telegram(text, need_crc=True)
+    if telegram is None:
+        return None
+    lines = telegram.split(b"\r\n")
+    identification = lines[0].decode("ascii", "replace")
+    data_lines = sum(1 for line in lines[1:] if line[:1].isdigit())
+    return Decryption(
+        True, f"a DSMR telegram with a valid CRC, {data_lines} data lines ({identification})"
+    )
 
 
 def _try(ek: Candidate, ak: Candidate | None, frames: list[Ciphered]) -> Result:
@@ -232,7 +217,7 @@ def _try(ek: Candidate, ak: Candidate | None, frames: list[Ciphered]) -> Result:
         if outcome in ("verified", "swapped"):
             setattr(result, outcome, getattr(result, outcome) + 1)
             real_ek = ak_key if outcome == "swapped" and ak_key is not None else ek.key
-            result.sample = result.sample or _decrypt_only(real_ek, c) or ""
+            result.sample = result.sample or _decrypt_only(real_ek, c)
             continue
         # No tag, no authentication key, or a failed tag: decryption alone tells
         # whether the encryption key is right (the plaintext parses as a push).
@@ -258,7 +243,7 @@ def _open(keys: Keys, c: Ciphered) -> str:
     return "swapped" if getattr(plain, "keys_swapped", False) else "verified"
 
 
-def _decrypt_only(key: bytes, c: Ciphered) -> str | None:
+def _decrypt_only(key: bytes, c: Ciphered) -> Decryption | None:
     try:
         plain = Decryptor(Keys(key, None)).decrypt(c)
     except AmsreadError:
@@ -317,7 +302,13 @@ def _frame_details(frames: Frames, auth_given: bool) -> list[str]:
     title = decode_system_title(first.system_title)
     maker = f"; maker {title.maker or 'unknown'} ({title.flag})" if title.flag else ""
     control = first.security_control
-    lines = [f"frames: {len(frames.ciphered)} ciphered APDUs{maker}"]
+    kind = "DSMR telegrams (Smarty, Austrian P1)" if frames.telegrams else "APDUs"
+    lines = [f"frames: {len(frames.ciphered)} ciphered {kind}{maker}"]
+    if frames.framing:
+        lines.append(
+            "the automatic framing cannot recognise ciphered telegrams (nothing on the line"
+            f" checks them): read them with --framing {frames.framing}"
+        )
     if frames.damaged:
         lines.append(f"frames: {frames.damaged} damaged frames skipped")
     if first.authenticated and first.encrypted:
@@ -358,10 +349,12 @@ def _verdict(
     intact = (
         "the frames passed their checksum, so they arrived intact: the key is the likely cause"
         if frames.checked
+        else _TELEGRAMS_UNCHECKED
+        if frames.telegrams
         else "a bare APDU has no checksum: check that it was copied completely"
     )
     if best.sample:
-        details.append(f"decrypted: {best.sample}")
+        details.append(f"decrypted: {best.sample.description}")
     if best.verified:
         details.append(f"tag verified on {best.verified} of {tried} frames")
         return KeyReport(f"keys OK{which}", True, details + _damaged_note(best, tried))
@@ -373,6 +366,8 @@ def _verdict(
             False,
             details,
         )
+    if best.decrypts and best.sample is not None and best.sample.telegram:
+        return _telegram_verdict(best, frames, which, tried, details)
     if best.decrypts and best.tag_failed:
         return KeyReport(
             f"encryption key OK{which}, authentication key wrong: the data decrypts to a"
@@ -396,6 +391,24 @@ def _verdict(
         )
     details.append(intact)
     return KeyReport("encryption key wrong or damaged frame", False, details)
+
+
+def _telegram_verdict(
+    best: Result, frames: Frames, which: str, tried: int, details: list[str]
+) -> KeyReport:
+    """The key decrypts telegrams (Smarty): their CRC proves it, whatever the tag says."""
+    if best.tag_failed:
+        verdict = (
+            f"encryption key OK{which}: the telegrams decrypt with a valid CRC, but the"
+            " authentication tag does not verify with --auth-key"
+        )
+        return KeyReport(verdict, True, [*details, _TELEGRAMS_UNVERIFIED])
+    if frames.ciphered[0].authenticated and best.ak is None:
+        verdict = f"encryption key OK{which}; tag not checked: add --auth-key to verify it"
+        hint = f"Smarty meters use the published authentication key {SMARTY_AUTH_KEY}"
+        return KeyReport(verdict, True, [*details, hint])
+    verdict = f"key OK{which}: decryption gives a telegram with a valid CRC"
+    return KeyReport(verdict, True, details + _damaged_note(best, tried))
 
 
 def _which(best: Result, results: list[Result]) -> str:

@@ -46,7 +46,9 @@ COMPRESSED = 0x80
 SUPPORTED_SUITES = (0, 1)
 
 
-@dataclass(frozen=True, slots=True)
+# Ciphered and Plaintext are read-only by convention, not frozen: a push makes one
+# of each, and frozen dataclasses cost ~0.1 µs a field more to build.
+@dataclass(slots=True)
 class Ciphered:
     tag: int
     system_title: bytes
@@ -105,7 +107,7 @@ def parse_ciphered(apdu: bytes) -> Ciphered:
     return Ciphered(apdu[0], apdu[2:title_end], control, counter, body, auth_tag)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Plaintext:
     apdu: bytes
     #: True if the tag was verified, False if present but unchecked, None if absent.

@@ -167,19 +167,33 @@ class Unwrapper:
     ``decrypt`` opens ciphered APDUs (None: stop at their header);
     ``replay_guard`` is asked before decrypting, and its ``ReplayError`` becomes
     a ``Failed`` step. Keeps the partial block transfer between calls.
+
+    With ``trace`` False only the steps that end an APDU's path or lose data
+    are returned (``NotificationReady``, ``OtherApdu``, ``Failed``,
+    ``BlockLost``, and ``CipheredHeader`` when there is no decryptor): what the
+    pipeline makes events of, two objects a push fewer on its hot path.
     """
 
     def __init__(
-        self, decrypt: Decrypt | None = None, replay_guard: ReplayGuard | None = None
+        self,
+        decrypt: Decrypt | None = None,
+        replay_guard: ReplayGuard | None = None,
+        *,
+        trace: bool = True,
     ) -> None:
         self.decrypt = decrypt
         self.replay_guard = replay_guard
+        self.trace = trace
         self._blocks = BlockAssembler()
 
     def feed(self, apdu: bytes) -> list[Step]:
         """The steps of one APDU as the link delivered it (after the LLC header)."""
+        tag = apdu[0] if apdu else None
+        if tag == DATA_NOTIFICATION:
+            # The pipeline's hot path: one step, no further call.
+            return [NotificationReady(apdu)]
         steps: list[Step] = []
-        if apdu[:1] == _GBT_TAG:
+        if tag == GENERAL_BLOCK_TRANSFER:
             self._block(apdu, steps)
         else:
             self._unwrap(apdu, steps)
@@ -192,17 +206,20 @@ class Unwrapper:
     def decipher(self, apdu: bytes, steps: list[Step]) -> Decrypted | None:
         """Header, replay guard and decryption of a ciphered APDU; the plaintext is not judged.
 
-        Appends ``CipheredHeader`` then ``Decrypted`` (also returned) or ``Failed``.
-        Ciphered DSMR telegrams (Smarty) come here directly: their plaintext is text.
+        Appends ``CipheredHeader``, then ``Decrypted`` (also returned) or ``Failed``;
+        untraced, only a ``Failed``. Ciphered DSMR telegrams (Smarty) come here
+        directly: their plaintext is text, for the telegram reader to judge.
         """
         try:
             ciphered = parse_ciphered(apdu)
         except ApduError as exc:
             steps.append(Failed(exc, apdu))
             return None
-        steps.append(CipheredHeader(ciphered))
         if self.decrypt is None:
+            steps.append(CipheredHeader(ciphered))
             return None
+        if self.trace:
+            steps.append(CipheredHeader(ciphered))
         try:
             if self.replay_guard is not None:
                 self.replay_guard(ciphered)
@@ -211,7 +228,8 @@ class Unwrapper:
             steps.append(Failed(exc, apdu, ciphered))
             return None
         step = Decrypted(ciphered, plain)
-        steps.append(step)
+        if self.trace:
+            steps.append(step)
         return step
 
     def _unwrap(self, apdu: bytes, steps: list[Step]) -> None:
@@ -243,11 +261,12 @@ class Unwrapper:
             return
         for event in self._blocks.push(block):
             if isinstance(event, bytes):
-                steps.append(TransferComplete(event, self._blocks.joined_blocks))
+                if self.trace:
+                    steps.append(TransferComplete(event, self._blocks.joined_blocks))
                 self._unwrap(event, steps)
             else:
                 steps.append(BlockLost(event))
-        if self._blocks.pending:
+        if self._blocks.pending and self.trace:
             steps.append(BlockReceived(block))
 
 

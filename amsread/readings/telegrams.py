@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from amsread.dlms.ciphering import Ciphered, Plaintext, open_ciphered, parse_ciphered
+from amsread.dlms.ciphering import Ciphered, Plaintext, open_ciphered, proves_key
 from amsread.dlms.keys import Keys
+from amsread.dlms.unwrap import Failed, Step
 from amsread.errors import AuthenticationError, DecodeError, DecryptionError
 from amsread.link.dsmr import DsmrFramer, Telegram
 from amsread.model import Event, Message, Notice, Security
@@ -59,45 +60,51 @@ class TelegramReader:
 
     def _ciphered(self, raw: bytes, out: list[Event]) -> None:
         pipeline = self._pipeline
-        ciphered: Ciphered | None = None
+        steps: list[Step] = []
+        decrypted = pipeline.unwrapper.decipher(raw, steps)
         try:
-            ciphered = parse_ciphered(raw)
-            pipeline._check_replay(ciphered)
-            plain, telegram = self._open(ciphered, out)
+            if decrypted is None:
+                ciphered, plain, telegram = self._unverified(steps[-1], out)
+            else:
+                ciphered, plain = decrypted.ciphered, decrypted.plain
+                telegram = _telegram_or_wrong_key(plain)
         except DecodeError as exc:
-            out.append(pipeline._fail(exc, ciphered))
+            failed = steps[-1]
+            out.append(pipeline._fail(exc, failed.ciphered if isinstance(failed, Failed) else None))
             return
-        event = self._message(telegram, ciphered.system_title, pipeline._security(ciphered, plain))
+        proven = proves_key(ciphered, plain)
+        security = pipeline._security(ciphered, plain, proven)
+        event = self._message(telegram, ciphered.system_title, security)
         if isinstance(event, Message):
             if plain.authenticated is False:
                 pipeline.counters["unauthenticated"] += 1
-            pipeline._accept(ciphered, plain)
+            pipeline._accept(ciphered, proven)
         out.append(event)
 
-    def _open(self, ciphered: Ciphered, out: list[Event]) -> tuple[Plaintext, bytes]:
-        """Decrypt; with a tag that fails, decrypt unverified and trust the CRC alone."""
-        decryptor = self._pipeline.decryptor
-        try:
-            plain = decryptor.decrypt(ciphered)
-        except AuthenticationError as failure:
-            key = decryptor.keys.encryption
-            if key is None:
-                raise
-            plain = open_ciphered(Keys(key), ciphered)
-            telegram = inner_telegram(plain.apdu, need_crc=True)
-            if telegram is None:
-                raise failure from None
-            if not self._said_unverified:
-                self._said_unverified = True
-                out.append(Notice("tag_unverified", _UNVERIFIED, "warning"))
-            return plain, telegram
-        telegram = inner_telegram(plain.apdu, need_crc=False)
+    def _unverified(self, failed: Step, out: list[Event]) -> tuple[Ciphered, Plaintext, bytes]:
+        """A tag that fails: decrypt without it and trust the telegram's CRC alone."""
+        assert isinstance(failed, Failed)  # decipher ends with Failed when it gives no plaintext
+        key = self._pipeline.decryptor.keys.encryption
+        ciphered = failed.ciphered
+        if ciphered is None or key is None or not isinstance(failed.error, AuthenticationError):
+            raise failed.error
+        plain = open_ciphered(Keys(key), ciphered)
+        telegram = inner_telegram(plain.apdu, need_crc=True)
         if telegram is None:
-            raise DecryptionError(
-                "decryption gave no telegram with a valid CRC: wrong encryption key or"
-                " damaged frame"
-            )
-        return plain, telegram
+            raise failed.error
+        if not self._said_unverified:
+            self._said_unverified = True
+            out.append(Notice("tag_unverified", _UNVERIFIED, "warning"))
+        return ciphered, plain, telegram
+
+
+def _telegram_or_wrong_key(plain: Plaintext) -> bytes:
+    telegram = inner_telegram(plain.apdu, need_crc=False)
+    if telegram is None:
+        raise DecryptionError(
+            "decryption gave no telegram with a valid CRC: wrong encryption key or damaged frame"
+        )
+    return telegram
 
 
 def inner_telegram(plaintext: bytes, *, need_crc: bool) -> bytes | None:

@@ -247,3 +247,30 @@ def test_both_ciphering_tags_unwrap(tag: int) -> None:
     steps = unwrapper().feed(seal(sv.RADIUS_PLAINTEXT, tag=tag))
     assert isinstance(steps[-1], NotificationReady)
     assert isinstance(steps[0], CipheredHeader) and steps[0].ciphered.tag == tag
+
+
+def test_untraced_a_ciphered_push_gives_only_its_notification() -> None:
+    steps = unwrapper(trace=False).feed(seal(sv.RADIUS_PLAINTEXT))
+    assert kinds(steps) == ["NotificationReady"]
+    [ready] = steps
+    assert isinstance(ready, NotificationReady)
+    assert ready.plain is not None and ready.plain.authenticated is True
+
+
+def test_untraced_blocks_give_nothing_until_the_joined_push() -> None:
+    dispatch = unwrapper(trace=False)
+    blocks = gbt_blocks(seal(sv.RADIUS_PLAINTEXT), 3)
+    assert dispatch.feed(blocks[0]) == [] and dispatch.feed(blocks[1]) == []
+    assert kinds(dispatch.feed(blocks[2])) == ["NotificationReady"]
+
+
+def test_untraced_losses_and_failures_are_still_returned() -> None:
+    dispatch = unwrapper(Keys(OTHER, AK), trace=False)
+    blocks = gbt_blocks(seal(sv.RADIUS_PLAINTEXT), 3)
+    dispatch.feed(blocks[0])
+    assert kinds(dispatch.feed(blocks[2])) == ["BlockLost", "BlockLost"]
+    assert kinds(dispatch.feed(seal(sv.RADIUS_PLAINTEXT))) == ["Failed"]
+
+
+def test_untraced_without_a_decryptor_the_header_is_still_the_result() -> None:
+    assert kinds(unwrapper(None, trace=False).feed(seal(sv.RADIUS_PLAINTEXT))) == ["CipheredHeader"]

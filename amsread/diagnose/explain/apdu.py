@@ -6,6 +6,8 @@ decoded from the same bytes, is only for annotating them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amsread.diagnose.explain.fields import (
     block_fields,
     ciphered_header,
@@ -35,16 +37,24 @@ from amsread.diagnose.redact import Redactor, is_identifying
 from amsread.dlms import axdr
 from amsread.dlms.apdu import (
     APDU_NAMES,
+    CIPHERED_TAGS,
     DATA_NOTIFICATION,
     GENERAL_BLOCK_TRANSFER,
-    GENERAL_DED_CIPHERING,
-    GENERAL_GLO_CIPHERING,
     apdu_name,
     parse_data_notification,
 )
-from amsread.dlms.blocks import BlockAssembler, parse_block
-from amsread.dlms.ciphering import Decryptor, parse_ciphered
+from amsread.dlms.ciphering import Decryptor
 from amsread.dlms.keys import Keys
+from amsread.dlms.unwrap import (
+    BlockLost,
+    Decrypted,
+    Failed,
+    NotificationReady,
+    OtherApdu,
+    Step,
+    TransferComplete,
+    Unwrapper,
+)
 from amsread.errors import (
     ApduError,
     AuthenticationError,
@@ -53,13 +63,29 @@ from amsread.errors import (
     UnsupportedSecurityError,
 )
 from amsread.link.hdlc import LLC_HEADERS
-from amsread.model import Message, Rejected
+from amsread.model import Message, Rejected, Skipped
 from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.manufacturers import decode_system_title
 from amsread.readings.profiles import Profile, ProfileSet
 from amsread.readings.shapes import Extracted, extract
 
-CIPHERED = (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING)
+#: The ciphered APDU tags under the name analyse.py imports them by.
+CIPHERED = CIPHERED_TAGS
+_GBT_TAG = bytes([GENERAL_BLOCK_TRANSFER])
+
+
+@dataclass
+class _Place:
+    """Where the APDU the next step is about sits, and what is known of it."""
+
+    apdu: bytes
+    base: int
+    block: Block
+    #: The system title of the ciphered APDU it came in, for the profile match.
+    title: bytes | None = None
+    #: None in clear; deciphered: whether a verified tag vouches for it.
+    trusted: bool | None = None
+    deciphered: bool = False
 
 
 def node_content(node: axdr.Node) -> bytes | None:
@@ -84,8 +110,8 @@ class ApduExplainer:
         self.builder = ReadingsBuilder(self.profiles)
         #: Identifying values seen so far (used only with --redact).
         self.secrets = Redactor()
-        self._blocks = BlockAssembler()
-        self._block_count = 0
+        #: Each frame is decrypted afresh: explain shows a swapped pair on every frame.
+        self.unwrapper = Unwrapper(lambda ciphered: Decryptor(self.keys).decrypt(ciphered))
 
     def bare_apdu(self, data: bytes, index: int) -> Section:
         section = Section(index, "apdu", None, len(data), summary="APDU without link framing")
@@ -98,62 +124,94 @@ class ApduExplainer:
         return section
 
     def explain(self, section: Section, apdu: bytes, base: int, block: Block) -> None:
-        """One APDU, by its tag: ciphered, a block of a transfer, a push, or no push."""
-        if not apdu:
+        """One APDU, step by step as the unwrapper takes it: each step annotated."""
+        place = _Place(apdu, base, block)
+        self._open(section, place)
+        steps = self.unwrapper.feed(apdu)
+        for step in steps:
+            place = self._annotate(section, step, place)
+        joined = any(isinstance(step, TransferComplete) for step in steps)
+        if apdu[:1] == _GBT_TAG and not section.problems and not joined:
+            section.outcome = "segment"
+            number = int.from_bytes(apdu[2:4], "big")
+            section.notes.append(f"block {number}: the APDU continues in the next block")
+
+    def _open(self, section: Section, place: _Place) -> None:
+        """The fields of an APDU read from its tag, before the unwrapper judges it."""
+        apdu, base, block = place.apdu, place.base, place.block
+        tag = apdu[0] if apdu else None
+        if tag in CIPHERED_TAGS:
+            section.summary += f" · {apdu_name(apdu[0])}"
+            place.title = ciphered_header(apdu, base, block, self.secrets)
+        elif tag == GENERAL_BLOCK_TRANSFER:
+            section.summary += " · general-block-transfer"
+            block_fields(apdu, base, block)
+        elif tag == DATA_NOTIFICATION:
+            section.summary += " · data-notification"
+
+    def _annotate(self, section: Section, step: Step, place: _Place) -> _Place:
+        """Annotate one step; returns where the next step's APDU sits."""
+        if isinstance(step, NotificationReady):
+            self.notification(
+                section, step.apdu, place.base, place.block, place.title, place.trusted
+            )
+        elif isinstance(step, OtherApdu):
+            self._other(section, step, place)
+        elif isinstance(step, Failed):
+            self._failed(section, step, place)
+        elif isinstance(step, Decrypted):
+            return self._decrypted(section, step, place)
+        elif isinstance(step, TransferComplete):
+            joined = Block(f"APDU joined from {step.blocks} blocks (offsets in the APDU)")
+            section.blocks.append(joined)
+            place = _Place(step.apdu, 0, joined)
+            if step.apdu[:1] != _GBT_TAG:
+                self._open(section, place)
+        elif isinstance(step, BlockLost):
+            self._lost(section, step.event)
+        return place
+
+    def _lost(self, section: Section, event: Rejected | Skipped) -> None:
+        if isinstance(event, Skipped):
+            section.notes.append(event.what)
+            return
+        section.problems.append(
+            Problem(
+                "blocks_lost",
+                event.detail,
+                "a block was lost on the line or the meter restarted the transfer",
+            )
+        )
+
+    def _other(self, section: Section, step: OtherApdu, place: _Place) -> None:
+        apdu = step.apdu
+        if step.ciphered is None or (apdu and apdu[0] in APDU_NAMES):
+            self._not_push(section, apdu, place.base, place.block, apdu[0])
+        else:
+            self._not_an_apdu(section, apdu, place.block)
+
+    def _failed(self, section: Section, step: Failed, place: _Place) -> None:
+        error, ciphered = step.error, step.ciphered
+        if place.deciphered:
+            self._not_an_apdu(section, step.apdu, place.block)
+        elif ciphered is not None and isinstance(error, NoKeyError):
+            tag_field(ciphered, place.apdu, place.base, place.block, "not checked")
+            section.problems.append(no_key_problem(ciphered))
+        elif ciphered is not None and isinstance(error, AuthenticationError):
+            tag_field(ciphered, place.apdu, place.base, place.block, "MISMATCH", "bad")
+            section.problems.append(auth_failed_problem(self.keys))
+        elif isinstance(error, UnsupportedSecurityError):
+            section.problems.append(Problem("unsupported_security", str(error), REPORT_IT))
+        elif not step.apdu:
             section.problems.append(
                 Problem("bad_apdu", "the information field is empty", "report this frame")
             )
-            return
-        tag = apdu[0]
-        if tag in CIPHERED:
-            self.ciphered(section, apdu, base, block)
-        elif tag == GENERAL_BLOCK_TRANSFER:
-            self.block_transfer(section, apdu, base, block)
-        elif tag == DATA_NOTIFICATION:
-            section.summary += " · data-notification"
-            self.notification(section, apdu, base, block, None, None)
-        else:
-            self._not_push(section, apdu, base, block, tag)
-
-    def block_transfer(self, section: Section, apdu: bytes, base: int, block: Block) -> None:
-        """One block of a general-block-transfer; the last explains the joined APDU."""
-        section.summary += " · general-block-transfer"
-        block_fields(apdu, base, block)
-        try:
-            parsed = parse_block(apdu)
-        except ApduError as exc:
-            section.problems.append(Problem("bad_apdu", str(exc), REPORT_IT))
-            return
-        self._block_count += 1
-        joined: bytes | None = None
-        for event in self._blocks.push(parsed):
-            if isinstance(event, bytes):
-                joined = event
-            elif isinstance(event, Rejected):
-                section.problems.append(
-                    Problem(
-                        "blocks_lost",
-                        event.detail,
-                        "a block was lost on the line or the meter restarted the transfer",
-                    )
-                )
-                self._block_count = 1
-            else:
-                section.notes.append(event.what)
-        if joined is None:
-            if not section.problems:
-                section.outcome = "segment"
-                section.notes.append(f"block {parsed.number}: the APDU continues in the next block")
-            return
-        count, self._block_count = self._block_count, 0
-        message = Block(f"APDU joined from {count} blocks (offsets in the APDU)")
-        section.blocks.append(message)
-        if joined[:1] == bytes([GENERAL_BLOCK_TRANSFER]):
+        elif step.apdu[0] in CIPHERED_TAGS:
             section.problems.append(
-                Problem("bad_apdu", "a general-block-transfer inside another one", REPORT_IT)
+                Problem("bad_apdu", f"the ciphered APDU is malformed: {error}", REPORT_IT)
             )
-            return
-        self.explain(section, joined, 0, message)
+        else:
+            section.problems.append(Problem("bad_apdu", str(error), REPORT_IT))
 
     def _not_push(self, section: Section, apdu: bytes, base: int, block: Block, tag: int) -> None:
         name = apdu_name(tag)
@@ -170,32 +228,13 @@ class ApduExplainer:
             f"{name}: client/server traffic, not a push message (amsread reads pushes only)"
         )
 
-    def ciphered(self, section: Section, apdu: bytes, base: int, block: Block) -> None:
-        section.summary += f" · {apdu_name(apdu[0])}"
-        title = ciphered_header(apdu, base, block, self.secrets)
-        try:
-            ciphered = parse_ciphered(apdu)
-        except ApduError as exc:
-            section.problems.append(
-                Problem("bad_apdu", f"the ciphered APDU is malformed: {exc}", REPORT_IT)
-            )
-            return
-        try:
-            plain = Decryptor(self.keys).decrypt(ciphered)
-        except NoKeyError:
-            tag_field(ciphered, apdu, base, block, "not checked")
-            section.problems.append(no_key_problem(ciphered))
-            return
-        except AuthenticationError:
-            tag_field(ciphered, apdu, base, block, "MISMATCH", "bad")
-            section.problems.append(auth_failed_problem(self.keys))
-            return
-        except UnsupportedSecurityError as exc:
-            section.problems.append(Problem("unsupported_security", str(exc), REPORT_IT))
-            return
+    def _decrypted(self, section: Section, step: Decrypted, place: _Place) -> _Place:
+        plain = step.plain
         verdict = {True: "verified", False: "not checked (no --auth-key)", None: ""}
-        tag_field(ciphered, apdu, base, block, verdict[plain.authenticated], "ok")
-        if getattr(plain, "keys_swapped", False):
+        tag_field(
+            step.ciphered, place.apdu, place.base, place.block, verdict[plain.authenticated], "ok"
+        )
+        if plain.keys_swapped:
             section.problems.append(KEYS_SWAPPED)
         if plain.authenticated is False:
             section.notes.append(
@@ -203,18 +242,12 @@ class ApduExplainer:
             )
         inner = Block(f"Decrypted APDU ({len(plain.apdu)} bytes, offsets from its first byte)")
         section.blocks.append(inner)
-        self.decrypted(section, plain.apdu, inner, title, plain.authenticated is True)
+        trusted = plain.authenticated is True
+        return _Place(plain.apdu, 0, inner, place.title, trusted, deciphered=True)
 
-    def decrypted(
-        self, section: Section, apdu: bytes, block: Block, title: bytes, trusted: bool
-    ) -> None:
-        if apdu[:1] == bytes([DATA_NOTIFICATION]):
-            self.notification(section, apdu, 0, block, title, trusted)
-            return
+    def _not_an_apdu(self, section: Section, apdu: bytes, block: Block) -> None:
+        """Deciphered bytes that are no APDU: the key is the likely cause."""
         first = f"0x{apdu[0]:02X}" if apdu else "nothing"
-        if trusted and apdu and apdu[0] in APDU_NAMES:
-            self._not_push(section, apdu, 0, block, apdu[0])
-            return
         block.fields.append(
             Field(
                 0, upper_hex(apdu), "plaintext", f"{len(apdu)} bytes, starting with {first}", "bad"
