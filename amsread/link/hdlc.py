@@ -86,15 +86,8 @@ class HdlcFrame:
         size, information = len(self.raw), self.information
         dest_end = 3 + len(self.destination)
         src_end = dest_end + len(self.source)
-        info_start = size - 2 - len(information)
-        spans = header_spans(dest_end, src_end, info_start if information else src_end + 1)
-        if information:
-            if information[:3] in LLC_HEADERS:
-                spans.append(Span(LLC, info_start, info_start + 3))
-                info_start += 3
-            spans.append(Span(INFORMATION, info_start, size - 2))
-        spans.append(Span(FCS, size - 2, size))
-        return tuple(spans)
+        llc = information[:3] in LLC_HEADERS
+        return tuple(frame_spans(dest_end, src_end, size - 2 - len(information), size, llc))
 
 
 HdlcEvent = HdlcFrame | Rejected
@@ -138,6 +131,22 @@ def header_spans(dest_end: int, src_end: int, header_end: int) -> list[Span]:
     ]
     if header_end > src_end + 1:
         spans.append(Span(HCS, src_end + 1, header_end))
+    return spans
+
+
+def frame_spans(dest_end: int, src_end: int, header_end: int, size: int, llc: bool) -> list[Span]:
+    """Every field of a frame of ``size`` bytes (flag to FCS), given where its header parts end.
+
+    The information field runs from the header's end to the FCS, after the LLC
+    header if ``llc``; a frame without one ends its header at the control byte.
+    """
+    spans = header_spans(dest_end, src_end, header_end)
+    if header_end < size - 2:
+        if llc:
+            spans.append(Span(LLC, header_end, header_end + 3))
+            header_end += 3
+        spans.append(Span(INFORMATION, header_end, size - 2))
+    spans.append(Span(FCS, size - 2, size))
     return spans
 
 
@@ -201,8 +210,7 @@ class HdlcFramer(Scanner[HdlcFrame]):
             if end > n:
                 break
             if crc16_x25(buf[start + 1 : end - 2]) != buf[end - 2] | (buf[end - 1] << 8):
-                spans = header_spans(dest_end - start, src_end - start, header_end - start)
-                self._reject_fcs(events, start, end, spans)
+                self._reject_fcs(events, start, end, (dest_end, src_end, header_end))
                 pos = start + 1
                 continue
             self._flush_garbage(events)
@@ -294,9 +302,16 @@ class HdlcFramer(Scanner[HdlcFrame]):
         destination, source, control = raw[3:dest_end], raw[dest_end:src_end], raw[src_end]
         return HdlcFrame(segmented, destination, source, control, raw[header_end:-2], raw, 1, at)
 
-    def _reject_fcs(self, events: list[HdlcEvent], start: int, end: int, spans: list[Span]) -> None:
-        """Tell a frame cut short by the next one from one damaged in place."""
+    def _reject_fcs(
+        self, events: list[HdlcEvent], start: int, end: int, header: tuple[int, int, int]
+    ) -> None:
+        """Tell a frame cut short by the next one from one damaged in place.
+
+        ``header``: where its addresses and header end, as ``_header`` found them.
+        """
         buf = self._buf
+        dest_end, src_end, header_end = (at - start for at in header)
+        spans = header_spans(dest_end, src_end, header_end)
         inner = buf.find(FLAG, start + 1, end)
         while inner >= 0:
             if self._header(buf, inner, len(buf))[0] == _OK:
@@ -321,7 +336,14 @@ class HdlcFramer(Scanner[HdlcFrame]):
             start,
             end,
             f"frame checksum mismatch: computed {computed:04X}, received {received:04X}",
-            spans,
+            # Damaged in place: every field is where the header says.
+            frame_spans(
+                dest_end,
+                src_end,
+                header_end,
+                end - start,
+                buf[start + header_end : start + header_end + 3] in LLC_HEADERS,
+            ),
         )
 
 

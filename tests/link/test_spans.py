@@ -91,19 +91,27 @@ def test_a_message_joined_from_segments_has_no_spans_of_its_own() -> None:
     assert joined and joined[0].spans == ()
 
 
-@pytest.mark.parametrize(("damage_at", "reason"), [(6, "bad_hcs"), (40, "bad_fcs")])
-def test_a_rejected_hdlc_frame_keeps_the_header_the_framer_read(
-    damage_at: int, reason: str
+HEADER = ["flag", "format", "destination", "source", "control", "hcs"]
+
+
+@pytest.mark.parametrize(
+    ("damage_at", "reason", "names"),
+    [(6, "bad_hcs", HEADER), (40, "bad_fcs", [*HEADER, "llc", "information", "fcs"])],
+)
+def test_a_rejected_hdlc_frame_keeps_the_fields_the_framer_read(
+    damage_at: int, reason: str, names: list[str]
 ) -> None:
     damaged = bytearray(sv.RADIUS_FRAME)
     damaged[damage_at] ^= 0x01
     rejected = [e for e in hdlc_events(bytes(damaged)) if isinstance(e, Rejected)]
     assert rejected[0].reason == reason
-    names = [s.name for s in rejected[0].spans]
-    assert names == ["flag", "format", "destination", "source", "control", "hcs"]
+    assert [s.name for s in rejected[0].spans] == names
     control = find_span(rejected[0].spans, "control")
     assert control is not None
     assert damaged[control.start] == sv.RADIUS_FRAME[control.start]
+    # A frame damaged in place has its checksum where the length field puts it.
+    fcs = find_span(rejected[0].spans, "fcs")
+    assert fcs is None or fcs.end == rejected[0].size
 
 
 def test_a_frame_cut_short_by_the_stream_end_keeps_its_header_spans() -> None:

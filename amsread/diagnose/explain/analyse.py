@@ -403,8 +403,10 @@ class Explainer:
         if info_at and info_at < len(region) - trailer:
             self._damaged_info(section, region[info_at : len(region) - trailer], info_at, block)
         if closed and len(region) >= 5:
-            where = "" if full else "last 2 bytes before the closing flag"
-            fcs_field(region, len(region) - 2, block, where)
+            # Where the framer found the FCS (damaged in place), or the bytes before the flag.
+            fcs = find_span(event.spans, FCS) if full else None
+            where = "" if fcs else "last 2 bytes before the closing flag"
+            fcs_field(region, fcs.start if fcs else len(region) - 2, block, where)
         if flag_after:
             block.fields.append(Field(len(region), "7E", "flag", "end of frame"))
         section.problems.append(damage_problem(event, announced, between, closed))
