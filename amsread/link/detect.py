@@ -67,6 +67,11 @@ class FramingDetector:
                 self._damage[framing] += 1
 
     @property
+    def evidence(self) -> dict[str, int]:
+        """How many frames so far were evidence of each framing."""
+        return dict(self._evidence)
+
+    @property
     def detected(self) -> str | None:
         """The framing with the most evidence; None while no frame is evidence."""
         best = max(CANDIDATES, key=self._evidence.__getitem__)
@@ -85,6 +90,8 @@ class Detection:
     hdlc: list[HdlcEvent]
     mbus: list[MbusEvent]
     dsmr: list[DsmrEvent]
+    #: Frames that were evidence of each framing (``is_evidence``).
+    evidence: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def detect_framing(data: bytes) -> Detection:
@@ -99,4 +106,4 @@ def detect_framing(data: bytes) -> Detection:
     detector = FramingDetector()
     for framing in CANDIDATES:
         detector.observe(framing, getattr(found, framing))
-    return dataclasses.replace(found, framing=detector.likeliest())
+    return dataclasses.replace(found, framing=detector.likeliest(), evidence=detector.evidence)

@@ -98,6 +98,7 @@ def test_short_m_bus_frames_alone_do_not_decide() -> None:
 def test_the_framing_with_more_valid_frames_wins_and_hdlc_wins_a_tie() -> None:
     one_each = hdlc_frame(LLC + b"\x0f") + mbus_frame(b"\x01\x67\x0f")
     assert detect_framing(one_each).framing == "hdlc"
+    assert detect_framing(one_each).evidence == {"hdlc": 1, "mbus": 1, "dsmr": 0}
     more_mbus = one_each + mbus_frame(b"\x01\x67\x0f")
     assert detect_framing(more_mbus).framing == "mbus"
 
