@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from amsread.link.spans import Span
+
 #: Reading names whose value is the meter's id (``Message.meter_id``, CSV, Influx tags).
 METER_ID_NAMES = ("meter_id", "meter_number", "meter_serial")
 
@@ -384,6 +386,8 @@ class Rejected:
     #: Where the bytes start in the stream fed to the framer; -1 when they are no
     #: stretch of it (blocks of a transfer, segments of a message).
     offset: int = field(default=-1, compare=False)
+    #: The header fields the framer read before it gave up, from the first byte.
+    spans: tuple[Span, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

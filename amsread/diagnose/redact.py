@@ -21,14 +21,17 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from amsread.dlms import axdr
-from amsread.dlms.apdu import DATA_NOTIFICATION, GENERAL_DED_CIPHERING, GENERAL_GLO_CIPHERING
+from amsread.dlms.apdu import CIPHERED_TAGS, DATA_NOTIFICATION
 from amsread.errors import AxdrError
 from amsread.link.crc import crc16_x25
-from amsread.link.hdlc import LLC_HEADERS, HdlcFrame, HdlcFramer
-from amsread.link.mbus import MbusFrame, MbusFramer
+from amsread.link.detect import CANDIDATES, Framer, FramerEvent, FramingDetector, make_framer
+from amsread.link.hdlc import HdlcFrame
+from amsread.link.mbus import MbusFrame
+from amsread.link.spans import CHECKSUM, CONTROL, INFORMATION, Span, find_span
 from amsread.readings.manufacturers import SYSTEM_TITLE_SIZE, decode_system_title
 from amsread.readings.obis import OBIS_SIZE, describe
 
@@ -41,7 +44,6 @@ IDENTIFYING_NAMES = frozenset(
     {"meter_id", "meter_serial", "meter_serial_2", "meter_number", "logical_device_name"}
 )
 _MASK = "xx"
-_CIPHERED_TAGS = (bytes([GENERAL_GLO_CIPHERING]), bytes([GENERAL_DED_CIPHERING]))
 #: Bytes outside frames kept back between feeds, so no system title is cut in two.
 _LOOSE_TAIL = 2 + SYSTEM_TITLE_SIZE
 #: A ciphered APDU's start: tag DB/DC, title length 8, three letters.
@@ -147,16 +149,19 @@ class CaptureRedactor:
     frame); ``close() -> bytes`` returns the rest. Bytes that are not a valid
     frame pass unchanged, so a redacted capture shows the same line errors.
 
-    HDLC and wired M-Bus are both read until one of them gives a valid frame;
-    from then on that framing is used. In M-Bus frames the system title (in
-    the first transport segment) is replaced and the checksum recomputed.
+    The framing is the one the ``auto`` link detects (``link.detect``): every
+    candidate framer reads the bytes until the detector names one, which is
+    used from then on. Each frame is rewritten where its spans put its
+    fields. In M-Bus frames the system title (in the first transport segment)
+    is replaced and the checksum recomputed; text telegrams pass as they are,
+    but for system titles (``_redact_loose``).
     """
 
     def __init__(self) -> None:
-        self._framers: dict[str, HdlcFramer | MbusFramer] = {
-            "hdlc": HdlcFramer(),
-            "mbus": MbusFramer(),
-        }
+        self._framers: dict[str, Framer] = {name: make_framer(name) for name in CANDIDATES}
+        self._detector = FramingDetector()
+        #: The framing detected; None until a frame is evidence of one.
+        self.framing: str | None = None
         self._pending = bytearray()
         #: Stream offset of ``_pending[0]``: the framers tell where each frame starts.
         self._pending_at = 0
@@ -176,23 +181,25 @@ class CaptureRedactor:
         events = {name: framer.close() for name, framer in self._framers.items()}
         return self._emit(self._choose(events), final=True)
 
-    def _choose(self, events: dict[str, list[Any]]) -> list[Any]:
-        """Lock onto the first framing that yields a valid frame (HDLC wins a tie)."""
-        if len(self._framers) > 1:
-            for name in ("hdlc", "mbus"):
-                if any(_is_frame(e) for e in events[name]):
-                    self._framers = {name: self._framers[name]}
-                    return events[name]
-            return []  # undecided: nothing in the input is a frame yet
-        return next(iter(events.values()))
+    def _choose(self, events: Mapping[str, Sequence[FramerEvent]]) -> Sequence[FramerEvent]:
+        """The detected framer's events; none while the detector is undecided."""
+        if self.framing is None:
+            for name, found in events.items():
+                self._detector.observe(name, found)
+            self.framing = self._detector.detected
+            if self.framing is None:
+                return []  # nothing in the input is a frame yet
+            self._framers = {self.framing: self._framers[self.framing]}
+        return events[self.framing]
 
-    def _emit(self, events: list[Any], *, final: bool) -> bytes:
+    def _emit(self, events: Sequence[FramerEvent], *, final: bool) -> bytes:
         out = bytearray()
         pending = self._pending
         cursor = 0
         for event in events:
             if not _is_frame(event):
                 continue  # rejected bytes and garbage are copied unchanged below
+            assert isinstance(event, HdlcFrame | MbusFrame)
             start = event.offset - self._pending_at
             if start < cursor:
                 continue  # never: a frame's bytes stay pending until its framer found it
@@ -234,36 +241,39 @@ class CaptureRedactor:
     def _redact_mbus(self, frame: MbusFrame) -> bytes:
         """An M-Bus frame with identities replaced and a fresh checksum."""
         raw = bytearray(frame.raw)
-        # 68 L L 68 C A CI, then STSAP DTSAP before a DLMS segment's data.
-        at = 9 if frame.is_transport_segment else 7
-        apdu = raw[at:-2]
+        spans = frame.spans
+        # What follows CI, after the transport header (STSAP, DTSAP) of a DLMS segment.
+        data, control, checksum = (_span(spans, name) for name in (INFORMATION, CONTROL, CHECKSUM))
+        apdu = raw[data.start : data.end]
         if not self._redact_apdu(apdu):
             return bytes(raw)
-        raw[at:-2] = apdu
-        raw[-2] = sum(raw[4:-2]) & 0xFF
+        raw[data.start : data.end] = apdu
+        raw[checksum.start] = sum(raw[control.start : checksum.start]) & 0xFF
         self.frames_redacted += 1
         return bytes(raw)
 
     def redact_frame(self, frame: HdlcFrame) -> bytes:
         """The frame's bytes with identifying content replaced and a fresh FCS."""
         raw = frame.raw
-        info = frame.information
-        if not info:
+        # The APDU: the information field after the LLC header.
+        info = find_span(frame.spans, INFORMATION)
+        if info is None:
             return raw
-        info_start = len(raw) - 2 - len(info)
-        llc = 3 if info[:3] in LLC_HEADERS else 0
-        apdu = bytearray(info[llc:])
+        apdu = bytearray(info.of(raw))
         if not self._redact_apdu(apdu):
             return raw
         # Lengths never change, so the header and its HCS stay valid; only the FCS moves.
-        body = raw[1:info_start] + info[:llc] + bytes(apdu)
+        body = raw[1 : info.start] + bytes(apdu)
         self.frames_redacted += 1
         return raw[:1] + body + _fcs(body)
 
     def _redact_apdu(self, apdu: bytearray) -> bool:
-        if apdu[:1] in _CIPHERED_TAGS:
+        # The tags as dlms.unwrap dispatches on them. Not its steps: a frame may hold
+        # only the start of an APDU (a first segment), whose header is still redacted.
+        tag = apdu[0] if apdu else None
+        if tag in CIPHERED_TAGS:
             return self._redact_system_title(apdu)
-        changed = apdu[:1] == bytes([DATA_NOTIFICATION]) and self._redact_notification(apdu)
+        changed = tag == DATA_NOTIFICATION and self._redact_notification(apdu)
         return self._redact_plain(apdu) or changed
 
     def _redact_plain(self, data: bytearray) -> bool:
@@ -315,6 +325,12 @@ class CaptureRedactor:
             apdu[node.content : node.end] = replacement
             changed = changed or replacement != secret
         return changed
+
+
+def _span(spans: tuple[Span, ...], name: str) -> Span:
+    span = find_span(spans, name)
+    assert span is not None, name  # every long M-Bus frame has it
+    return span
 
 
 def _is_frame(event: object) -> bool:

@@ -6,9 +6,9 @@
   general-glo-ciphering APDU (Luxembourg Smarty, Austrian P1);
 * ``raw``: hex text, one message per line (an APDU, optionally after the LLC
   header), as some gateways deliver it;
-* ``auto``: feeds the same bytes to the HDLC, M-Bus and DSMR framers and locks
-  onto whichever first yields a checksum-valid frame, saying which with an
-  info-level ``Notice``.
+* ``auto``: feeds the same bytes to the HDLC, M-Bus and DSMR links and locks
+  onto the framing that ``detect.FramingDetector`` names from their framers'
+  first checksum-valid frames, saying which with an info-level ``Notice``.
 
 Every link hands up ``LinkMessage`` (one whole message, or a valid frame with
 nothing to decode, named in ``skip``), ``Rejected`` and ``Notice`` events.
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol
 
 from amsread.errors import UsageError
-from amsread.link.dsmr import DSMR_LINE, CipheredTelegram, DsmrEvent, DsmrFramer, Telegram
+from amsread.link.detect import FramerEvent, FramingDetector, is_evidence
+from amsread.link.dsmr import CipheredTelegram, DsmrEvent, DsmrFramer, Telegram
 from amsread.link.hdlc import HdlcFrame, HdlcMessageEvent, HdlcReassembler
 from amsread.link.mbus import MbusFrame, MbusMessage, MbusMessageEvent, MbusReassembler
 from amsread.link.segments import M, Reassembler
@@ -46,7 +47,8 @@ class LinkMessage:
     for valid frames that carry nothing to decode, and names them. ``frames``
     counts the frames it took; ``checked`` is False for frames no checksum
     protects (an M-Bus ``E5``) or protects too weakly to tell the framing from
-    noise (an M-Bus short frame): they do not count as evidence of it.
+    noise (an M-Bus short frame): ``detect.is_evidence`` on the frame, the rule
+    by which the auto-detection (which counts the framer's frames) decides.
     """
 
     payload: bytes
@@ -58,6 +60,8 @@ class LinkMessage:
 
 
 LinkEvent = LinkMessage | Rejected | Notice
+#: A link's events with the framer's events they came from.
+Framed = tuple[list[FramerEvent], list[LinkEvent]]
 
 
 class Link(Protocol):
@@ -87,6 +91,15 @@ class _JoinedLink(Generic[M]):
 
     def close(self) -> list[LinkEvent]:
         return [self._link_event(e) for e in self.reassembler.close()]
+
+    def feed_framed(self, data: bytes | bytearray | memoryview) -> Framed:
+        """As ``feed``, handing back the framer's events too: evidence for the detection."""
+        frames = self.reassembler.framer.feed(data)
+        return frames, [self._link_event(e) for e in self.reassembler.reassemble(frames)]
+
+    def close_framed(self) -> Framed:
+        frames = self.reassembler.framer.close()
+        return frames, [self._link_event(e) for e in self.reassembler.finish(frames)]
 
     def forget_garbage(self) -> None:
         self.reassembler.framer.forget_garbage()
@@ -126,9 +139,7 @@ def _from_mbus(event: MbusMessageEvent) -> LinkEvent:
     if isinstance(event, Skipped):
         return LinkMessage(b"", skip=event.what)
     if isinstance(event, MbusFrame):
-        # Only a long frame is evidence of M-Bus: random noise holds a valid
-        # short frame (10 C A CS 16) once in 16 MiB, and an ACK is one byte.
-        return LinkMessage(b"", skip=event.describe(), checked=event.kind == "long")
+        return LinkMessage(b"", skip=event.describe(), checked=is_evidence(event))
     assert isinstance(event, MbusMessage)
     return LinkMessage(event.apdu, event.frames)
 
@@ -147,6 +158,14 @@ class DsmrLink:
     def close(self) -> list[LinkEvent]:
         return [_from_dsmr(e) for e in self.framer.close()]
 
+    def feed_framed(self, data: bytes | bytearray | memoryview) -> Framed:
+        events = self.framer.feed(data)
+        return list(events), [_from_dsmr(e) for e in events]
+
+    def close_framed(self) -> Framed:
+        events = self.framer.close()
+        return list(events), [_from_dsmr(e) for e in events]
+
     def forget_garbage(self) -> None:
         self.framer.forget_garbage()
 
@@ -155,9 +174,7 @@ def _from_dsmr(event: DsmrEvent) -> LinkEvent:
     if isinstance(event, Rejected):
         return event
     if isinstance(event, Telegram):
-        # DSMR 2.2/3 send no CRC: data lines are the evidence of the framing then.
-        checked = event.crc is not None or DSMR_LINE.search(event.raw) is not None
-        return LinkMessage(event.raw, checked=checked, telegram=True)
+        return LinkMessage(event.raw, checked=is_evidence(event), telegram=True)
     assert isinstance(event, CipheredTelegram)
     # No checksum on the line: decryption is the only check, so no evidence for auto.
     return LinkMessage(event.raw, checked=False, telegram=True)
@@ -229,14 +246,14 @@ def _overlong(size: int, head: bytes) -> Rejected:
 
 
 class AutoLink:
-    """Tries HDLC, M-Bus and DSMR on the same bytes; locks onto the first that works.
+    """Tries HDLC, M-Bus and DSMR on the same bytes; locks onto the one detected.
 
-    Until a candidate yields a checksum-valid frame, each candidate's events
-    are held. On lock the winner's held events (garbage before the first
-    frame included) are handed up after a ``framing_detected`` notice, and
-    the other candidate is dropped. Undecided at the end of the stream, or
-    with too many events held, the candidate whose rejections look more like
-    damaged frames of its kind reports them.
+    Until ``FramingDetector`` names a framing from its framer's checksum-valid
+    frames, each candidate's events are held. On lock the winner's held
+    events (garbage before the first frame included) are handed up after a
+    ``framing_detected`` notice, and the other candidates are dropped.
+    Undecided at the end of the stream, or with too many events held, the
+    likeliest candidate (the detector's choice by damaged frames) reports them.
     """
 
     def __init__(self) -> None:
@@ -246,6 +263,7 @@ class AutoLink:
             "dsmr": DsmrLink(),
         }
         self._held: dict[str, list[LinkEvent]] = {name: [] for name in self._candidates}
+        self._detector = FramingDetector()
         self._locked: Link | None = None
         self._head = bytearray()
         self._hinted = False
@@ -260,20 +278,23 @@ class AutoLink:
         if len(self._head) < MAX_REJECTED_KEEP:
             self._head += bytes(data[: MAX_REJECTED_KEEP - len(self._head)])
         for name, link in self._candidates.items():
-            self._held[name] += link.feed(data)
+            frames, events = link.feed_framed(data)
+            self._detector.observe(name, frames)
+            self._held[name] += events
         return self._decide(final=False)
 
     def close(self) -> list[LinkEvent]:
         if self._locked is not None:
             return self._locked.close()
         for name, link in self._candidates.items():
-            self._held[name] += link.close()
+            frames, events = link.close_framed()
+            self._detector.observe(name, frames)
+            self._held[name] += events
         return self._decide(final=True)
 
     def _decide(self, *, final: bool) -> list[LinkEvent]:
-        frames = {name: _frames(held) for name, held in self._held.items()}
-        best = max(frames, key=lambda name: frames[name])
-        if frames[best]:
+        best = self._detector.detected
+        if best is not None:
             self._locked = self._candidates[best]
             notice = Notice(
                 "framing_detected",
@@ -282,7 +303,7 @@ class AutoLink:
             )
             return [notice, *self._release(best)]
         if final or any(len(held) > MAX_HELD for held in self._held.values()):
-            chosen = self._plausible()
+            chosen = self._detector.likeliest()
             # The bytes just reported are garbage in progress for the other
             # candidates too: count them once, not again when a candidate locks.
             for name, link in self._candidates.items():
@@ -295,14 +316,6 @@ class AutoLink:
         out = self._held[name]
         self._held = {key: [] for key in self._candidates}
         return out
-
-    def _plausible(self) -> str:
-        """The candidate whose rejections look most like damaged frames of its kind."""
-        damaged = {
-            name: sum(1 for e in held if isinstance(e, Rejected) and e.reason != "garbage")
-            for name, held in self._held.items()
-        }
-        return max(damaged, key=lambda name: damaged[name])
 
     def _hint(self) -> list[LinkEvent]:
         compact = _HEX_NOISE.sub(b"", bytes(self._head))
@@ -317,10 +330,6 @@ class AutoLink:
                 "warning",
             )
         ]
-
-
-def _frames(events: list[LinkEvent]) -> int:
-    return sum(1 for e in events if isinstance(e, LinkMessage) and e.checked)
 
 
 def make_link(framing: str) -> Link:

@@ -25,6 +25,18 @@ from amsread.link.crc import crc16_x25
 from amsread.link.scanner import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
 from amsread.link.scanner import Scanner
 from amsread.link.segments import Reassembler, segment_lost
+from amsread.link.spans import (
+    CONTROL,
+    DESTINATION,
+    FCS,
+    FORMAT,
+    HCS,
+    INFORMATION,
+    LLC,
+    SOURCE,
+    Span,
+)
+from amsread.link.spans import FLAG as FLAG_SPAN
 from amsread.model import Rejected, Skipped
 
 FLAG = 0x7E
@@ -62,6 +74,21 @@ class HdlcFrame:
     def control_name(self) -> str:
         return control_name(self.control)
 
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        """Where each field sits in ``raw``: none for a message joined from segments.
+
+        Derived from the fields the framer cut out (their sizes say where they
+        end), so the frames nobody looks at pay nothing for them.
+        """
+        if self.segments > 1:
+            return ()
+        size, information = len(self.raw), self.information
+        dest_end = 3 + len(self.destination)
+        src_end = dest_end + len(self.source)
+        llc = information[:3] in LLC_HEADERS
+        return tuple(frame_spans(dest_end, src_end, size - 2 - len(information), size, llc))
+
 
 HdlcEvent = HdlcFrame | Rejected
 #: What the reassembler hands up: whole messages, rejections, and segments it had to drop.
@@ -87,6 +114,40 @@ def address_value(address: bytes) -> int:
     for byte in address:
         value = (value << 7) | (byte >> 1)
     return value
+
+
+def header_spans(dest_end: int, src_end: int, header_end: int) -> list[Span]:
+    """Flag to HCS, from where the addresses and the header end (counted from the flag).
+
+    A header that ends right after the control byte has no HCS: the frame
+    carries no information field.
+    """
+    spans = [
+        Span(FLAG_SPAN, 0, 1),
+        Span(FORMAT, 1, 3),
+        Span(DESTINATION, 3, dest_end),
+        Span(SOURCE, dest_end, src_end),
+        Span(CONTROL, src_end, src_end + 1),
+    ]
+    if header_end > src_end + 1:
+        spans.append(Span(HCS, src_end + 1, header_end))
+    return spans
+
+
+def frame_spans(dest_end: int, src_end: int, header_end: int, size: int, llc: bool) -> list[Span]:
+    """Every field of a frame of ``size`` bytes (flag to FCS), given where its header parts end.
+
+    The information field runs from the header's end to the FCS, after the LLC
+    header if ``llc``; a frame without one ends its header at the control byte.
+    """
+    spans = header_spans(dest_end, src_end, header_end)
+    if header_end < size - 2:
+        if llc:
+            spans.append(Span(LLC, header_end, header_end + 3))
+            header_end += 3
+        spans.append(Span(INFORMATION, header_end, size - 2))
+    spans.append(Span(FCS, size - 2, size))
+    return spans
 
 
 def strip_llc(information: bytes) -> bytes:
@@ -140,14 +201,16 @@ class HdlcFramer(Scanner[HdlcFrame]):
                 pos = start + 1
                 continue
             if status == _BAD_HCS:
-                self._reject(events, "bad_hcs", start, header_end, "header checksum mismatch")
+                spans = header_spans(dest_end - start, src_end - start, header_end - start)
+                detail = "header checksum mismatch"
+                self._reject(events, "bad_hcs", start, header_end, detail, spans)
                 pos = start + 1
                 continue
             end = start + 1 + (((buf[start + 1] & 0x07) << 8) | buf[start + 2])
             if end > n:
                 break
             if crc16_x25(buf[start + 1 : end - 2]) != buf[end - 2] | (buf[end - 1] << 8):
-                self._reject_fcs(events, start, end)
+                self._reject_fcs(events, start, end, (dest_end, src_end, header_end))
                 pos = start + 1
                 continue
             self._flush_garbage(events)
@@ -169,7 +232,9 @@ class HdlcFramer(Scanner[HdlcFrame]):
         buf = self._buf
         events: list[HdlcEvent] = []
         while buf.strip(b"\x7e"):
-            status = self._header(buf, 0, len(buf))[0] if buf[0] == FLAG else _BAD
+            status, dest_end, src_end, header_end = (
+                self._header(buf, 0, len(buf)) if buf[0] == FLAG else _NO_FRAME
+            )
             inner = buf.find(FLAG, 1)
             end = inner if inner > 0 else len(buf)
             if status == _OK and len(buf) > MIN_FRAME:
@@ -181,6 +246,7 @@ class HdlcFramer(Scanner[HdlcFrame]):
                     0,
                     end,
                     f"the stream ended {missing} byte(s) before the end of this frame",
+                    header_spans(dest_end, src_end, header_end),
                 )
             else:
                 self._garbage(1 if buf[0] == FLAG else 0, end)
@@ -236,9 +302,16 @@ class HdlcFramer(Scanner[HdlcFrame]):
         destination, source, control = raw[3:dest_end], raw[dest_end:src_end], raw[src_end]
         return HdlcFrame(segmented, destination, source, control, raw[header_end:-2], raw, 1, at)
 
-    def _reject_fcs(self, events: list[HdlcEvent], start: int, end: int) -> None:
-        """Tell a frame cut short by the next one from one damaged in place."""
+    def _reject_fcs(
+        self, events: list[HdlcEvent], start: int, end: int, header: tuple[int, int, int]
+    ) -> None:
+        """Tell a frame cut short by the next one from one damaged in place.
+
+        ``header``: where its addresses and header end, as ``_header`` found them.
+        """
         buf = self._buf
+        dest_end, src_end, header_end = (at - start for at in header)
+        spans = header_spans(dest_end, src_end, header_end)
         inner = buf.find(FLAG, start + 1, end)
         while inner >= 0:
             if self._header(buf, inner, len(buf))[0] == _OK:
@@ -251,6 +324,7 @@ class HdlcFramer(Scanner[HdlcFrame]):
                     inner,
                     f"{length - actual} bytes missing: the frame has {actual} of the"
                     f" {length} bytes its length field announces",
+                    spans,
                 )
                 return
             inner = buf.find(FLAG, inner + 1, end)
@@ -262,6 +336,14 @@ class HdlcFramer(Scanner[HdlcFrame]):
             start,
             end,
             f"frame checksum mismatch: computed {computed:04X}, received {received:04X}",
+            # Damaged in place: every field is where the header says.
+            frame_spans(
+                dest_end,
+                src_end,
+                header_end,
+                end - start,
+                buf[start + header_end : start + header_end + 3] in LLC_HEADERS,
+            ),
         )
 
 

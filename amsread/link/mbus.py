@@ -25,12 +25,27 @@ after damaged bytes is never lost. ``MbusReassembler`` joins the segments.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from amsread.link.scanner import MAX_REJECTED_KEEP as MAX_REJECTED_KEEP
 from amsread.link.scanner import Scanner
 from amsread.link.segments import Reassembler, segment_lost
+from amsread.link.spans import ACK as ACK_SPAN
+from amsread.link.spans import (
+    ADDRESS,
+    CHECKSUM,
+    CI,
+    CONTROL,
+    INFORMATION,
+    LENGTH,
+    SECOND_START,
+    START,
+    TRANSPORT,
+    Span,
+)
+from amsread.link.spans import STOP as STOP_SPAN
 from amsread.model import Notice, Rejected, Skipped
 
 LONG_START = 0x68
@@ -57,6 +72,24 @@ SEQUENCE_MASK = 0x0F
 
 _STARTS = re.compile(b"[\\x68\\x10\\xe5]")
 
+#: A long frame's header up to CI: what the framer has read of a frame it rejects.
+LONG_HEADER_SPANS = (
+    Span(START, 0, 1),
+    Span(LENGTH, 1, 3),
+    Span(SECOND_START, 3, 4),
+    Span(CONTROL, 4, 5),
+    Span(ADDRESS, 5, 6),
+    Span(CI, 6, 7),
+)
+_SHORT_SPANS = (
+    Span(START, 0, 1),
+    Span(CONTROL, 1, 2),
+    Span(ADDRESS, 2, 3),
+    Span(CHECKSUM, 3, 4),
+    Span(STOP_SPAN, 4, 5),
+)
+_ACK_SPANS = (Span(ACK_SPAN, 0, 1),)
+
 
 @dataclass(frozen=True, slots=True)
 class MbusFrame:
@@ -80,6 +113,26 @@ class MbusFrame:
     @property
     def is_transport_segment(self) -> bool:
         return self.kind == "long" and self.ci is not None and self.ci <= TRANSPORT_CI_MAX
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        """Where each field sits in ``raw`` (the transport header only in a DLMS segment)."""
+        if self.kind == "ack":
+            return _ACK_SPANS
+        if self.kind == "short":
+            return _SHORT_SPANS
+        size = len(self.raw)
+        data_start = 7
+        spans = list(LONG_HEADER_SPANS)
+        if self.is_transport_segment and len(self.data) >= 2:
+            spans.append(Span(TRANSPORT, 7, 9))
+            data_start = 9
+        spans += (
+            Span(INFORMATION, data_start, size - 2),
+            Span(CHECKSUM, size - 2, size - 1),
+            Span(STOP_SPAN, size - 1, size),
+        )
+        return tuple(spans)
 
     def describe(self) -> str:
         if self.kind == "ack":
@@ -151,7 +204,10 @@ class MbusFramer(Scanner[MbusFrame]):
                 self._garbage(start, start + 1)
                 pos = start + 1
             elif found.status == _BAD:
-                self._reject(events, found.reason, start, found.end, found.detail)
+                # Only a long frame is rejected: its header is all the framer could read.
+                self._reject(
+                    events, found.reason, start, found.end, found.detail, LONG_HEADER_SPANS
+                )
                 pos = start + 1
             else:
                 self._flush_garbage(events)
@@ -275,9 +331,15 @@ class MbusFramer(Scanner[MbusFrame]):
         return f"checksum mismatch: computed {computed:02X}, received {buf[end]:02X}"
 
     def _reject(
-        self, events: list[MbusEvent], reason: str, start: int, end: int, detail: str
+        self,
+        events: list[MbusEvent],
+        reason: str,
+        start: int,
+        end: int,
+        detail: str,
+        spans: Sequence[Span] = (),
     ) -> None:
-        super()._reject(events, reason, start, end, detail)
+        super()._reject(events, reason, start, end, detail, spans)
         self._clean = False
 
     def _garbage(self, start: int, end: int) -> None:

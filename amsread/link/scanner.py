@@ -10,8 +10,10 @@ frame already rejected are not reported again as garbage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
+from amsread.link.spans import Span
 from amsread.model import Rejected
 
 #: Kept of a rejected region, for diagnostics; the rest is only counted.
@@ -51,12 +53,22 @@ class Scanner(Generic[F]):
         self._covered = 0
 
     def _reject(
-        self, events: list[F | Rejected], reason: str, start: int, end: int, detail: str
+        self,
+        events: list[F | Rejected],
+        reason: str,
+        start: int,
+        end: int,
+        detail: str,
+        spans: Sequence[Span] = (),
     ) -> None:
-        """Report ``buf[start:end]`` as a rejected frame (garbage before it first)."""
+        """Report ``buf[start:end]`` as a rejected frame (garbage before it first).
+
+        ``spans``: the fields of the frame's header as the framer read them.
+        """
         self._flush_garbage(events)
         data = bytes(self._buf[start : min(end, start + MAX_REJECTED_KEEP)])
-        events.append(Rejected(reason, end - start, data, detail, self._offset + start))
+        at = self._offset + start
+        events.append(Rejected(reason, end - start, data, detail, at, tuple(spans)))
         self._covered = max(self._covered, end)
 
     def _garbage(self, start: int, end: int) -> None:

@@ -63,17 +63,25 @@ class Reassembler(ABC, Generic[F, M]):
         return self.framer.buffered + self._size
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[M | Rejected | Skipped]:
-        return self._reassemble(self.framer.feed(data))
+        return self.reassemble(self.framer.feed(data))
 
     def close(self) -> list[M | Rejected | Skipped]:
-        """End of stream: a partial message left over is lost."""
-        out = self._reassemble(self.framer.close())
+        return self.finish(self.framer.close())
+
+    def finish(self, events: list[F | Rejected]) -> list[M | Rejected | Skipped]:
+        """The framer's last events; then the end of stream: a partial message left is lost."""
+        out = self.reassemble(events)
         if self._frames:
             self._lose(out, "the stream ended before its last segment")
         self._dropping = False
         return out
 
-    def _reassemble(self, events: list[F | Rejected]) -> list[M | Rejected | Skipped]:
+    def reassemble(self, events: list[F | Rejected]) -> list[M | Rejected | Skipped]:
+        """Messages from framer events: what ``feed`` does after the framer has run.
+
+        For callers that want the framer's events too (the auto-detection,
+        explain): they run the framer and hand its events here.
+        """
         out: list[M | Rejected | Skipped] = []
         for event in events:
             if isinstance(event, Rejected):

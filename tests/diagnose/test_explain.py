@@ -31,7 +31,9 @@ from amsread.diagnose.explain import (
 )
 from amsread.dlms import axdr
 from amsread.dlms.keys import Keys, parse_key
-from amsread.model import Failure
+from amsread.link.hdlc import HdlcFramer
+from amsread.link.mbus import MbusFramer
+from amsread.model import Failure, Rejected
 from amsread.pipeline import Pipeline
 from amsread.readings.manufacturers import decode_system_title
 
@@ -500,3 +502,26 @@ def test_pasted_hex_that_is_no_frame_says_so_and_hints_at_a_decryption_gone_wron
 def test_problems_of_frames_past_the_limit_still_count_in_the_verdict() -> None:
     report = explain_stream(sv.AM550_STREAM * 2, limit=5)
     assert report.verdict == "decoded 0 of 28 frames; problems: 24× no_key, 4× truncated"
+
+
+# -- fields where the framer found them --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "framer"),
+    [(sv.RADIUS_FRAME, HdlcFramer), (sv.KAIFA_NOE_MBUS, MbusFramer)],
+)
+def test_each_frame_field_is_shown_where_the_framer_put_it(
+    data: bytes, framer: type[HdlcFramer] | type[MbusFramer]
+) -> None:
+    frames = [e for e in framer().feed(data) if not isinstance(e, Rejected)]
+    report = explain_stream(data, limit=0)
+    frame_sections = [s for s in report.sections if s.kind == "frame"]
+    assert len(frame_sections) == len(frames) > 0
+    for section, frame in zip(frame_sections, frames, strict=True):
+        assert section.offset == frame.offset
+        link_blocks = [b for b in section.blocks if b.title.startswith(("HDLC frame", "M-Bus"))]
+        shown = {f.offset: f.hex for block in link_blocks for f in block.fields}
+        for span in frame.spans:
+            if span.name not in ("llc", "information"):  # shown in the APDU's blocks
+                assert shown[span.start] == span.of(frame.raw).hex().upper(), span

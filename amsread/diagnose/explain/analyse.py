@@ -1,12 +1,12 @@
 """Walks the input as the link layer sees it: frames, damaged frames, garbage.
 
-The framers run on the whole input; each of their events becomes a section,
-and the information field of each frame goes to ``ApduExplainer``.
+The framers run on the whole input and the framing is the one the ``auto``
+link would detect (``link.detect``); each of that framer's events becomes a
+section, annotated from the spans and offset the framer gave it, and the
+information field of each frame goes to ``ApduExplainer``.
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 from amsread.diagnose.explain.apdu import CIPHERED, ApduExplainer
 from amsread.diagnose.explain.fields import (
@@ -16,6 +16,7 @@ from amsread.diagnose.explain.fields import (
     fcs_field,
     hdlc_header,
     llc_field,
+    llc_span_field,
     mbus_header_fields,
     mbus_short_fields,
     mbus_trailer_fields,
@@ -41,14 +42,10 @@ from amsread.diagnose.explain.problems import (
 from amsread.diagnose.explain.telegram import TelegramExplainer, telegram_framing
 from amsread.dlms.apdu import APDU_NAMES, DATA_NOTIFICATION
 from amsread.dlms.keys import Keys
-from amsread.link.hdlc import (
-    FLAG,
-    LLC_HEADERS,
-    HdlcFrame,
-    HdlcFramer,
-    HdlcReassembler,
-)
-from amsread.link.mbus import MbusFrame, MbusFramer, MbusMessage, MbusReassembler
+from amsread.link.detect import Detection, detect_framing
+from amsread.link.hdlc import FLAG, LLC_HEADERS, HdlcFrame, HdlcReassembler, strip_llc
+from amsread.link.mbus import MbusFrame, MbusMessage, MbusReassembler
+from amsread.link.spans import CI, FCS, INFORMATION, LLC, TRANSPORT, Span, find_span
 from amsread.model import Rejected
 from amsread.readings.profiles import ProfileSet
 
@@ -109,28 +106,27 @@ class Explainer:
         self.apdus = ApduExplainer(keys, profiles)
         self.link = "hdlc"
         self.pasted = False
-        #: Segments of a message not complete yet: (raw frame, its section).
-        self._pending: list[tuple[bytes, Section]] = []
+        #: Segments of a message not complete yet: (frame, its section).
+        self._pending: list[tuple[HdlcFrame | MbusFrame, Section]] = []
         #: Segmented HDLC messages as the reassembler joined them, by their frames' bytes.
-        self._joined: dict[bytes, HdlcFrame] = {}
-        self._messages: deque[MbusMessage] = deque()
+        #: The link's reassembler, watching the events as they are explained.
+        self._reassembler: HdlcReassembler | MbusReassembler = HdlcReassembler()
+        #: What it handed up for the event being explained: a joined message, if complete.
+        self._handed_up: list[object] = []
 
     # -- streams ----------------------------------------------------------
 
     def stream(self, data: bytes, source: str, limit: int) -> Report:
         report = Report(source, len(data))
-        hdlc = _framer_events(HdlcFramer(), data)
-        mbus = _framer_events(MbusFramer(), data)
-        if telegram_framing(data, max(_frames(hdlc), _long_frames(mbus))):
+        detection = detect_framing(data)
+        binary_frames = max(detection.evidence["hdlc"], detection.evidence["mbus"])
+        # Explain also recognises damaged telegrams (7E1 read as 8N1, cut text) that
+        # are no evidence for the link: a user who pasted a telegram learns why.
+        if detection.framing == "dsmr" or telegram_framing(data, binary_frames):
             telegrams = TelegramExplainer(self.apdus.keys, self.apdus.secrets)
             return telegrams.stream(data, report, limit)
-        self.link = "mbus" if _long_frames(mbus) > _frames(hdlc) else "hdlc"
-        if self.link == "mbus":
-            located = _locate(mbus)
-            self._messages = deque(_mbus_messages(data))
-        else:
-            located = _locate(hdlc)
-            self._joined = _hdlc_joined(data)
+        self.link = detection.framing
+        located = _locate(self._link_events(detection))
         if not located and data:
             located = [(0, len(data), Rejected("garbage", len(data), data[:64], "", 0))]
         shown = 0
@@ -138,12 +134,15 @@ class Explainer:
         while i < len(located):
             start, end, event = located[i]
             i += 1
+            watched = [event]
             # A header-checksum failure and the garbage right after it are one damaged frame.
             if isinstance(event, Rejected) and event.reason == "bad_hcs" and i < len(located):
                 nxt_start, nxt_end, nxt = located[i]
                 if isinstance(nxt, Rejected) and nxt.reason == "garbage" and nxt_start == end:
                     end = nxt_end
                     i += 1
+                    watched.append(nxt)
+            self._watch(watched)
             index = len(report.sections) + 1
             section = self._section(data, start, end, event, index)
             if limit and shown >= limit:
@@ -157,6 +156,25 @@ class Explainer:
             report.sections.append(section)
         self._lose_pending("the input ended before its last segment")
         return report
+
+    def _link_events(self, detection: Detection) -> list[_LinkEvent]:
+        """The detected framer's events, with a fresh reassembler of that link to watch them."""
+        if self.link == "mbus":
+            self._reassembler = MbusReassembler()
+            return list(detection.mbus)
+        # Text telegrams (dsmr) are shown as the bytes outside HDLC frames they are to it.
+        self._reassembler = HdlcReassembler()
+        return list(detection.hdlc)
+
+    def _watch(self, events: list[_LinkEvent]) -> None:
+        """Hand the events about to be explained to the reassembler, as the link does."""
+        reassembler = self._reassembler
+        if isinstance(reassembler, MbusReassembler):
+            mbus = [e for e in events if not isinstance(e, HdlcFrame)]
+            self._handed_up = list(reassembler.reassemble(mbus))
+        else:
+            hdlc = [e for e in events if not isinstance(e, MbusFrame)]
+            self._handed_up = list(reassembler.reassemble(hdlc))
 
     def _section(self, data: bytes, start: int, end: int, event: _LinkEvent, index: int) -> Section:
         if isinstance(event, HdlcFrame):
@@ -179,14 +197,16 @@ class Explainer:
         block = Block("HDLC frame (offsets from the opening flag)")
         apdu_block = Block("APDU (offsets from the opening flag)")
         section.blocks += [block, apdu_block]
-        info_at = hdlc_header(raw, block)
-        info = frame.information
-        if info and (frame.segmented or (self._pending and info[:3] not in LLC_HEADERS)):
-            self._hdlc_segment(section, frame, info_at, block, apdu_block)
+        spans = frame.spans
+        hdlc_header(raw, spans, block)
+        llc, info = find_span(spans, LLC), find_span(spans, INFORMATION)
+        if info and (frame.segmented or (self._pending and llc is None)):
+            self._hdlc_segment(section, frame, block, apdu_block)
         elif info:
             self._lose_pending("a new message started before its last segment")
-            llc_size = llc_field(info, info_at, block)
-            self.apdus.explain(section, info[llc_size:], info_at + llc_size, apdu_block)
+            if llc is not None:
+                llc_span_field(raw, llc, 0, block)
+            self.apdus.explain(section, info.of(raw), info.start, apdu_block)
         else:
             name = frame.control_name
             section.outcome = "skipped"
@@ -197,7 +217,7 @@ class Explainer:
         # The frame's last bytes come right after the APDU, before any decrypted layer.
         trailer = Block("HDLC frame end")
         section.blocks.insert(section.blocks.index(apdu_block) + 1, trailer)
-        fcs_field(raw, len(raw) - 2, trailer)
+        fcs_field(raw, _span(spans, FCS).start, trailer)
         if closing:
             trailer.fields.append(Field(len(raw), "7E", "flag", "end of frame"))
         if not apdu_block.fields:
@@ -205,31 +225,38 @@ class Explainer:
         return section
 
     def _hdlc_segment(
-        self, section: Section, frame: HdlcFrame, info_at: int, header: Block, block: Block
+        self, section: Section, frame: HdlcFrame, header: Block, block: Block
     ) -> None:
         """One frame of a segmented message; the last one explains the joined APDU."""
-        info = frame.information
-        llc_size = llc_field(info, info_at, header) if not self._pending else 0
-        if llc_size:
+        raw, spans = frame.raw, frame.spans
+        llc, info = find_span(spans, LLC), _span(spans, INFORMATION)
+        if llc is not None and not self._pending:
+            llc_span_field(raw, llc, 0, header)
             self._lose_pending("a new message started before its last segment")
-        self._pending.append((frame.raw, section))
+        self._pending.append((frame, section))
         number = len(self._pending)
         what = "continues in the next frame" if frame.segmented else "last segment"
+        # After the first segment an LLC-like start is APDU data.
+        start = llc.start if llc is not None and number > 1 else info.start
         block.fields.append(
             Field(
-                info_at + llc_size,
-                upper_hex(info[llc_size:]),
+                start,
+                upper_hex(raw[start : info.end]),
                 f"segment {number}",
-                f"{len(info) - llc_size} bytes of the APDU; {what}",
+                f"{info.end - start} bytes of the APDU; {what}",
             )
         )
         if frame.segmented:
             section.outcome = "segment"
             section.summary += f" · segment {number}"
             return
-        joined = self._joined.get(b"".join(raw for raw, _ in self._pending))
+        mine = b"".join(f.raw for f, _ in self._pending)
         self._pending = []
-        if joined is None:
+        # The message the reassembler completed with this frame, if it joined these very frames.
+        joined = next(
+            (e for e in self._handed_up if isinstance(e, HdlcFrame) and e.raw == mine), None
+        )
+        if joined is None or joined.segments < 2:
             section.problems.append(
                 segments_lost_problem("its segments do not join into one message")
             )
@@ -237,9 +264,7 @@ class Explainer:
         section.summary += f" · last of {joined.segments} segments"
         message = Block(f"APDU joined from {joined.segments} segments (offsets in the APDU)")
         section.blocks.insert(section.blocks.index(block) + 1, message)
-        apdu = joined.information
-        llc = 3 if apdu[:3] in LLC_HEADERS else 0
-        self.apdus.explain(section, apdu[llc:], 0, message)
+        self.apdus.explain(section, strip_llc(joined.information), 0, message)
         joined_note(section, joined.segments)
 
     def _lose_pending(self, why: str) -> None:
@@ -262,59 +287,72 @@ class Explainer:
             section.outcome = "skipped"
             section.notes.append(f"{frame.describe()}: no DLMS data, not a push message")
             return section
-        mbus_header_fields(raw, block, frame.length_overflow)
-        ci = raw[6]
+        spans = frame.spans
+        mbus_header_fields(raw, spans, block, frame.length_overflow)
+        ci_at = _span(spans, CI).start
+        ci = raw[ci_at]
         section.summary = "M-Bus long frame"
         if not frame.is_transport_segment:
-            block.fields.append(Field(6, f"{ci:02X}", "CI", "not a DLMS transport segment"))
-            block.fields.append(Field(7, upper_hex(frame.data), "data", f"{len(frame.data)} bytes"))
+            data = _span(spans, INFORMATION)
+            block.fields.append(Field(ci_at, f"{ci:02X}", "CI", "not a DLMS transport segment"))
+            block.fields.append(
+                Field(data.start, upper_hex(data.of(raw)), "data", f"{len(frame.data)} bytes")
+            )
             section.outcome = "skipped"
             section.notes.append(f"CI 0x{ci:02X}: not DLMS data, not a push message")
         else:
             self._mbus_segment(section, frame, block)
-        mbus_trailer_fields(raw, block)
+        mbus_trailer_fields(raw, spans, block)
         return section
 
     def _mbus_segment(self, section: Section, frame: MbusFrame, block: Block) -> None:
-        raw = frame.raw
-        ci = raw[6]
+        raw, spans = frame.raw, frame.spans
+        ci_at = _span(spans, CI).start
+        ci = raw[ci_at]
         number, last = ci & 0x0F, bool(ci & 0x10)
         end = "; last segment" if last else "; more follow"
         block.fields.append(
-            Field(6, f"{ci:02X}", "CI", f"DLMS transport layer: segment {number}{end}")
+            Field(ci_at, f"{ci:02X}", "CI", f"DLMS transport layer: segment {number}{end}")
         )
-        if len(frame.data) < 2:
+        transport = find_span(spans, TRANSPORT)
+        if transport is None:
             section.problems.append(segments_lost_problem("the segment has no transport header"))
             return
+        stsap, dtsap = transport.of(raw)
         block.fields.append(
             Field(
-                7,
-                upper_hex(raw[7:9]),
+                transport.start,
+                upper_hex(transport.of(raw)),
                 "STSAP, DTSAP",
-                f"transport access points {raw[7]}, {raw[8]}",
+                f"transport access points {stsap}, {dtsap}",
             )
         )
+        data = _span(spans, INFORMATION)
         block.fields.append(
-            Field(9, upper_hex(frame.data[2:]), f"segment {number}", f"{len(frame.data) - 2} bytes")
+            Field(
+                data.start,
+                upper_hex(data.of(raw)),
+                f"segment {number}",
+                f"{data.end - data.start} bytes",
+            )
         )
         if number == 0:
             self._lose_pending("a new message started before its last segment")
-        self._pending.append((raw, section))
+        self._pending.append((frame, section))
         if not last:
             section.outcome = "segment"
             section.summary += f" · DLMS segment {number}"
             return
         count = len(self._pending)
         # The reassembler's message, if these very segments made one (data after STSAP, DTSAP).
-        mine = b"".join(frame_raw[9:-2] for frame_raw, _ in self._pending)
+        mine = b"".join(_span(f.spans, INFORMATION).of(f.raw) for f, _ in self._pending)
         self._pending = []
-        message = self._messages[0] if self._messages else None
+        message = next((e for e in self._handed_up if isinstance(e, MbusMessage)), None)
         if message is None or message.apdu != mine:
             section.problems.append(
                 segments_lost_problem("its segments do not join into one message")
             )
             return
-        self._messages.popleft()
         section.summary += f" · last of {count} segments"
         joined = Block(f"APDU joined from {count} segments (offsets in the APDU)")
         section.blocks.append(joined)
@@ -332,7 +370,7 @@ class Explainer:
         block = Block("M-Bus frame as received (offsets from the first start byte)")
         section.blocks.append(block)
         if len(region) >= 7:
-            mbus_header_fields(region, block, False)
+            mbus_header_fields(region, event.spans, block, False)
         lost = "bytes lost on the line; check the M-Bus adapter and the serial settings (2400 8E1)"
         if event.reason == "truncated":
             problem = Problem("truncated", event.detail, lost)
@@ -366,14 +404,16 @@ class Explainer:
         section.summary = "HDLC frame damaged on the line"
         block = Block("HDLC frame as received (offsets from the opening flag)")
         section.blocks.append(block)
-        info_at = hdlc_header(region, block)
+        info_at = hdlc_header(region, event.spans, block)
         announced = ((region[1] & 0x07) << 8 | region[2]) if len(region) > 2 else 0
         trailer = 2 if closed else 0
         if info_at and info_at < len(region) - trailer:
             self._damaged_info(section, region[info_at : len(region) - trailer], info_at, block)
         if closed and len(region) >= 5:
-            where = "" if full else "last 2 bytes before the closing flag"
-            fcs_field(region, len(region) - 2, block, where)
+            # Where the framer found the FCS (damaged in place), or the bytes before the flag.
+            fcs = find_span(event.spans, FCS) if full else None
+            where = "" if fcs else "last 2 bytes before the closing flag"
+            fcs_field(region, fcs.start if fcs else len(region) - 2, block, where)
         if flag_after:
             block.fields.append(Field(len(region), "7E", "flag", "end of frame"))
         section.problems.append(damage_problem(event, announced, between, closed))
@@ -446,29 +486,11 @@ class Explainer:
 _LinkEvent = HdlcFrame | MbusFrame | Rejected
 
 
-def _framer_events(framer: HdlcFramer | MbusFramer, data: bytes) -> list[_LinkEvent]:
-    return [*framer.feed(data), *framer.close()]
-
-
-def _frames(events: list[_LinkEvent]) -> int:
-    return sum(isinstance(e, HdlcFrame) for e in events)
-
-
-def _long_frames(events: list[_LinkEvent]) -> int:
-    return sum(isinstance(e, MbusFrame) and e.kind == "long" for e in events)
-
-
-def _hdlc_joined(data: bytes) -> dict[bytes, HdlcFrame]:
-    """Segmented messages as the reassembler joins them, by the bytes of their frames."""
-    reassembler = HdlcReassembler()
-    events = [*reassembler.feed(data), *reassembler.close()]
-    return {e.raw: e for e in events if isinstance(e, HdlcFrame) and e.segments > 1}
-
-
-def _mbus_messages(data: bytes) -> list[MbusMessage]:
-    reassembler = MbusReassembler()
-    events = [*reassembler.feed(data), *reassembler.close()]
-    return [e for e in events if isinstance(e, MbusMessage)]
+def _span(spans: tuple[Span, ...], name: str) -> Span:
+    """A field every frame of its kind has."""
+    span = find_span(spans, name)
+    assert span is not None, name
+    return span
 
 
 def _locate(events: list[_LinkEvent]) -> list[tuple[int, int, _LinkEvent]]:

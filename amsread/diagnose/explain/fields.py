@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from amsread.diagnose.explain.model import (
     Block,
     Field,
@@ -26,6 +28,22 @@ from amsread.link.hdlc import (
     control_name,
 )
 from amsread.link.mbus import MbusFrame
+from amsread.link.spans import (
+    ADDRESS,
+    CHECKSUM,
+    CONTROL,
+    DESTINATION,
+    FORMAT,
+    HCS,
+    LENGTH,
+    LLC,
+    SECOND_START,
+    SOURCE,
+    START,
+    STOP,
+    Span,
+    find_span,
+)
 from amsread.readings.manufacturers import decode_system_title
 from amsread.readings.timestamps import cosem_datetime_iso
 
@@ -39,48 +57,59 @@ U_FRAMES = {
 }
 
 
-def hdlc_header(raw: bytes, block: Block) -> int:
-    """Fields from the opening flag to the HCS; returns the offset of the information field."""
+def hdlc_header(raw: bytes, spans: Sequence[Span], block: Block) -> int:
+    """Fields from the opening flag to the HCS, where the framer found them.
+
+    Returns the offset of the information field: 0 if the frame has none, or
+    if ``raw`` (a damaged frame) ends before it.
+    """
     fields = block.fields
     fields.append(Field(0, "7E", "flag", "start of frame"))
-    if len(raw) < 3:
-        return 0
-    fmt = raw[1] << 8 | raw[2]
+    for span in spans:
+        present = span.end <= len(raw)
+        if span.name == FORMAT:
+            if not present:
+                return 0
+            fields.append(_format_field(span.of(raw)))
+        elif span.name in _ADDRESS_NAMES:
+            name = _ADDRESS_NAMES[span.name]
+            if not present:
+                cut = raw[span.start : span.start + 4]
+                fields.append(Field(span.start, upper_hex(cut), name, "incomplete or invalid"))
+                return 0
+            address = span.of(raw)
+            fields.append(Field(span.start, upper_hex(address), name, _address_meaning(address)))
+        elif span.name == CONTROL:
+            if not present:
+                return 0
+            control = raw[span.start]
+            fields.append(Field(span.start, f"{control:02X}", "control", _control_meaning(control)))
+        elif span.name == HCS:
+            if not present:
+                return 0
+            computed = crc16_x25(raw[1 : span.start]).to_bytes(2, "little")
+            fields.append(_check_field(span.start, "HCS", "header check", computed, span.of(raw)))
+            return span.end
+    return 0
+
+
+_ADDRESS_NAMES = {DESTINATION: "destination address", SOURCE: "source address"}
+
+
+def _format_field(raw: bytes) -> Field:
+    fmt = raw[0] << 8 | raw[1]
     kind = fmt >> 12
     length = fmt & 0x7FF
     segmented = bool(fmt & 0x0800)
     kind_text = "type 3" if kind == 0xA else f"type 0x{kind:X} (DLMS uses type 3, 0xA)"
-    fields.append(
-        Field(
-            1,
-            upper_hex(raw[1:3]),
-            "frame format",
-            f"{kind_text}; {'segmented' if segmented else 'not segmented'};"
-            f" length {length} bytes between the flags",
-            "" if kind == 0xA else "bad",
-        )
+    return Field(
+        1,
+        upper_hex(raw),
+        "frame format",
+        f"{kind_text}; {'segmented' if segmented else 'not segmented'};"
+        f" length {length} bytes between the flags",
+        "" if kind == 0xA else "bad",
     )
-    pos = 3
-    for name in ("destination address", "source address"):
-        size = _address_size(raw, pos)
-        if size == 0:
-            fields.append(Field(pos, upper_hex(raw[pos : pos + 4]), name, "incomplete or invalid"))
-            return 0
-        address = raw[pos : pos + size]
-        fields.append(Field(pos, upper_hex(address), name, _address_meaning(address)))
-        pos += size
-    if pos >= len(raw):
-        return 0
-    fields.append(Field(pos, f"{raw[pos]:02X}", "control", _control_meaning(raw[pos])))
-    pos += 1
-    if length == pos - 1 + 2:
-        return 0  # no information field: the next two bytes are the FCS
-    if pos + 2 > len(raw):
-        return 0
-    computed = crc16_x25(raw[1:pos]).to_bytes(2, "little")
-    received = raw[pos : pos + 2]
-    fields.append(_check_field(pos, "HCS", "header check", computed, received))
-    return pos + 2
 
 
 def _check_field(offset: int, name: str, what: str, computed: bytes, received: bytes) -> Field:
@@ -99,16 +128,6 @@ def fcs_field(raw: bytes, at: int, block: Block, where: str = "") -> None:
     computed = crc16_x25(raw[1:at]).to_bytes(2, "little")
     what = "frame check" + (f" ({where})" if where else "")
     block.fields.append(_check_field(at, "FCS", what, computed, raw[at : at + 2]))
-
-
-def _address_size(raw: bytes, pos: int) -> int:
-    """Bytes in the address at ``pos`` (1, 2 or 4); 0 if incomplete or invalid."""
-    for size in (1, 2, 3, 4):
-        if pos + size > len(raw):
-            return 0
-        if raw[pos + size - 1] & 0x01:
-            return size if size != 3 else 0
-    return 0
 
 
 def _address_meaning(address: bytes) -> str:
@@ -133,12 +152,20 @@ def _control_meaning(control: int) -> str:
 
 
 def llc_field(information: bytes, base: int, block: Block) -> int:
-    header = information[:3]
-    if header not in LLC_HEADERS:
+    """The LLC header at the start of ``information`` (bytes of a damaged frame), if any."""
+    if information[:3] not in LLC_HEADERS:
         return 0
-    direction = "response (meter to client)" if header[1] == 0xE7 else "command (client to meter)"
-    block.fields.append(Field(base, upper_hex(header), "LLC", f"{direction}, quality 00"))
+    llc_span_field(information, Span(LLC, 0, 3), base, block)
     return 3
+
+
+def llc_span_field(raw: bytes, span: Span, base: int, block: Block) -> None:
+    """The LLC header where ``span`` puts it in ``raw``; ``base`` is added to its offset."""
+    header = span.of(raw)
+    direction = "response (meter to client)" if header[1] == 0xE7 else "command (client to meter)"
+    block.fields.append(
+        Field(base + span.start, upper_hex(header), "LLC", f"{direction}, quality 00")
+    )
 
 
 _MBUS_CONTROL = {
@@ -166,37 +193,50 @@ def _mbus_address(address: int) -> str:
     return f"{address} (primary address)"
 
 
-def mbus_header_fields(raw: bytes, block: Block, overflow: bool) -> None:
-    length = raw[1]
+def mbus_header_fields(raw: bytes, spans: Sequence[Span], block: Block, overflow: bool) -> None:
+    """A long frame's fields from the start byte to A, where the framer found them."""
     note = " (+256: this meter sends only the low byte of the length)" if overflow else ""
     fields = block.fields
-    fields.append(Field(0, "68", "start", "long frame"))
-    fields.append(
-        Field(1, upper_hex(raw[1:3]), "length (twice)", f"{length} bytes from C to the data{note}")
-    )
-    fields.append(Field(3, "68", "start", "second start byte"))
-    if len(raw) > 5:
-        control = _MBUS_CONTROL.get(raw[4], f"0x{raw[4]:02X}")
-        fields.append(Field(4, f"{raw[4]:02X}", "C (control)", control))
-        fields.append(Field(5, f"{raw[5]:02X}", "A (address)", _mbus_address(raw[5])))
+    for span in spans:
+        if span.end > len(raw):
+            break
+        at = span.start
+        if span.name == START:
+            fields.append(Field(at, "68", "start", "long frame"))
+        elif span.name == LENGTH:
+            what = f"{raw[at]} bytes from C to the data{note}"
+            fields.append(Field(at, upper_hex(span.of(raw)), "length (twice)", what))
+        elif span.name == SECOND_START:
+            fields.append(Field(at, "68", "start", "second start byte"))
+        elif span.name in (CONTROL, ADDRESS):
+            fields.append(_mbus_link_field(raw, span))
 
 
-def mbus_trailer_fields(raw: bytes, block: Block) -> None:
-    computed = bytes([sum(raw[4:-2]) & 0xFF])
-    block.fields.append(_check_field(len(raw) - 2, "CS", "checksum", computed, raw[-2:-1]))
-    block.fields.append(Field(len(raw) - 1, "16", "stop", "end of frame"))
+def _mbus_link_field(raw: bytes, span: Span) -> Field:
+    value = raw[span.start]
+    if span.name == CONTROL:
+        meaning = _MBUS_CONTROL.get(value, f"0x{value:02X}")
+        return Field(span.start, f"{value:02X}", "C (control)", meaning)
+    return Field(span.start, f"{value:02X}", "A (address)", _mbus_address(value))
+
+
+def mbus_trailer_fields(raw: bytes, spans: Sequence[Span], block: Block) -> None:
+    """Checksum (over C to the data) and stop byte."""
+    control, checksum, stop = (find_span(spans, name) for name in (CONTROL, CHECKSUM, STOP))
+    assert control is not None and checksum is not None and stop is not None
+    computed = bytes([sum(raw[control.start : checksum.start]) & 0xFF])
+    block.fields.append(_check_field(checksum.start, "CS", "checksum", computed, checksum.of(raw)))
+    block.fields.append(Field(stop.start, "16", "stop", "end of frame"))
 
 
 def mbus_short_fields(frame: MbusFrame, block: Block) -> None:
-    raw = frame.raw
+    raw, spans = frame.raw, frame.spans
     if frame.kind == "ack":
         block.fields.append(Field(0, "E5", "acknowledge", "single character"))
         return
     block.fields.append(Field(0, "10", "start", "short frame"))
-    control = _MBUS_CONTROL.get(raw[1], f"0x{raw[1]:02X}")
-    block.fields.append(Field(1, f"{raw[1]:02X}", "C (control)", control))
-    block.fields.append(Field(2, f"{raw[2]:02X}", "A (address)", _mbus_address(raw[2])))
-    mbus_trailer_fields(raw, block)
+    block.fields += [_mbus_link_field(raw, s) for s in spans if s.name in (CONTROL, ADDRESS)]
+    mbus_trailer_fields(raw, spans, block)
 
 
 _SECURITY_BITS = (
