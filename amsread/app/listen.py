@@ -114,8 +114,18 @@ class Listener:
         self._network = port.lower().startswith("socket://")
         self._silence_limit = silence_limit
         self._outputs = tuple(outputs)
+        self._start_state(clock())
+        #: More counters for the SIGUSR1 summary (the MQTT queue's).
+        self.extra_counters: list[Callable[[], dict[str, int]]] = []
+        #: Settings this tty refused (said once each, then at debug level).
+        self._refused: set[SerialSettings] = set()
+        #: Told "open" when the port opens and a cause when it fails (metrics).
+        self._port_events = port_events
+
+    def _start_state(self, now: float) -> None:
+        """The line's state before the first open: no port, no outage, no probe."""
         self._hangup_due = False
-        self._next_check = clock()
+        self._next_check = now
         self._port: Port | None = None
         self._stopping = False
         self._counters_due = False
@@ -124,20 +134,14 @@ class Listener:
         self._outage: LineProblem | None = None
         self._outage_since = 0.0
         self._reopened = False
-        self._last_data = clock()
+        self._last_data = now
         self._silence_warned = False
         self._probe_start: float | None = None
         #: A checksum-valid frame was decoded since the setting under test was set.
         self._probe_decoded = False
         self._probe_saw_bytes = False
         self._cycle_warned = False
-        #: More counters for the SIGUSR1 summary (the MQTT queue's).
-        self.extra_counters: list[Callable[[], dict[str, int]]] = []
-        #: Settings this tty refused (said once each, then at debug level).
-        self._refused: set[SerialSettings] = set()
         self._quiet_open = False
-        #: Told "open" when the port opens and a cause when it fails (metrics).
-        self._port_events = port_events
 
     # -- control (safe from signal handlers) --------------------------------
 

@@ -376,28 +376,13 @@ def parse_profile(data: dict[str, object], origin: str) -> Profile:
             f"{origin}: unknown key match.{sorted(unknown)[0]} "
             "(known: list_id, items, manufacturer, capture_object)"
         )
-    items = match.get("items", [])
-    if isinstance(items, int):
-        items = [items]
-    if not isinstance(items, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in items
-    ):
-        raise UsageError(f"{origin}: match.items must be a positive integer or a list of them")
-    manufacturers = _strings(match.get("manufacturer", []), f"{origin}: match.manufacturer")
-    for flag in manufacturers:
-        if not _FLAG.match(flag):
-            raise UsageError(f"{origin}: match.manufacturer {flag!r} is not a 3-letter flag")
+    items = _match_items(match, origin)
+    manufacturers = _match_manufacturers(match, origin)
     implied_raw = _tables(data.get("implied", []), f"{origin}: implied")
     implied = tuple(
         _rule(r, f"{origin}: implied[{i}]", position=False) for i, r in enumerate(implied_raw)
     )
-    layouts = tuple(
-        _layout(entry, f"{origin}: layout[{i}]")
-        for i, entry in enumerate(_tables(data.get("layout", []), f"{origin}: layout"))
-    )
-    if "position" in data:
-        single = _layout({"position": data["position"]}, origin, f"{origin}: position")
-        layouts += (Layout("positions", single.positions),)
+    layouts = _profile_layouts(data, origin)
     leading = data.get("leading_obis")
     if layouts and (implied or leading is not None or items):
         raise UsageError(
@@ -415,10 +400,7 @@ def parse_profile(data: dict[str, object], origin: str) -> Profile:
             " capture_object"
             " (otherwise the profile would apply to every meter)"
         )
-    leading_obis = None
-    if leading is not None:
-        _pattern(leading, f"{origin}: leading_obis", wildcards=False)
-        leading_obis = parse_obis(".".join(_groups(str(leading))))
+    leading_obis = _leading_obis(leading, origin)
     return Profile(
         name=name,
         title=str(data.get("title", "")),
@@ -433,6 +415,44 @@ def parse_profile(data: dict[str, object], origin: str) -> Profile:
         layouts=layouts,
         origin=origin,
     )
+
+
+def _match_items(match: dict[str, object], origin: str) -> list[int]:
+    items = match.get("items", [])
+    if isinstance(items, int):
+        items = [items]
+    if not isinstance(items, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in items
+    ):
+        raise UsageError(f"{origin}: match.items must be a positive integer or a list of them")
+    return items
+
+
+def _match_manufacturers(match: dict[str, object], origin: str) -> tuple[str, ...]:
+    manufacturers = _strings(match.get("manufacturer", []), f"{origin}: match.manufacturer")
+    for flag in manufacturers:
+        if not _FLAG.match(flag):
+            raise UsageError(f"{origin}: match.manufacturer {flag!r} is not a 3-letter flag")
+    return manufacturers
+
+
+def _profile_layouts(data: dict[str, object], origin: str) -> tuple[Layout, ...]:
+    """The ``[[layout]]`` tables, and a top-level ``position`` list as one more."""
+    layouts = tuple(
+        _layout(entry, f"{origin}: layout[{i}]")
+        for i, entry in enumerate(_tables(data.get("layout", []), f"{origin}: layout"))
+    )
+    if "position" in data:
+        single = _layout({"position": data["position"]}, origin, f"{origin}: position")
+        layouts += (Layout("positions", single.positions),)
+    return layouts
+
+
+def _leading_obis(leading: object, origin: str) -> bytes | None:
+    if leading is None:
+        return None
+    _pattern(leading, f"{origin}: leading_obis", wildcards=False)
+    return parse_obis(".".join(_groups(str(leading))))
 
 
 def load_profile(path: str | Path) -> Profile:

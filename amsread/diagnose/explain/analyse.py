@@ -120,9 +120,9 @@ class Explainer:
         report = Report(source, len(data))
         detection = detect_framing(data)
         binary_frames = max(detection.evidence["hdlc"], detection.evidence["mbus"])
-        # Explain also recognises damaged telegrams (7E1 read as 8N1, cut text) that
-        # are no evidence for the link: a user who pasted a telegram learns why.
-        if detection.framing == "dsmr" or telegram_framing(data, binary_frames):
+        # Telegrams are judged on the detection's binary evidence; explain also
+        # knows damaged ones (7E1 read as 8N1, cut text) that are no evidence.
+        if telegram_framing(data, binary_frames):
             telegrams = TelegramExplainer(self.apdus.keys, self.apdus.secrets)
             return telegrams.stream(data, report, limit)
         self.link = detection.framing
