@@ -13,7 +13,6 @@ import io
 import json
 import math
 from typing import Any
-from unittest import mock
 
 import layouts
 import seed_vectors as sv
@@ -26,19 +25,7 @@ from amsread.model import Label, ListLayout, Message, Reading, ReadingLabels, Se
 from amsread.output.writers import JSONL_HEADS, JSONL_TEMPLATES, JsonlWriter, iso_utc, message_dict
 from amsread.pipeline import Pipeline
 from amsread.readings.builder import ReadingsBuilder
-
-
-def _made_readings(message: Message) -> bool:
-    """Whether ``message.readings`` was read: the writer must not need it."""
-    if not message.values:
-        return False  # no Reading to make
-    with mock.patch("amsread.model.Reading", side_effect=AssertionError("made")):
-        try:
-            message.readings  # noqa: B018 - made now, if not made before
-        except AssertionError:
-            return False
-    return True
-
+from tests.probes import made_readings
 
 #: The writer escapes Unicode line separators so every message stays on one line.
 LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
@@ -78,7 +65,7 @@ def test_the_radius_frame_is_written_exactly_as_json_dumps_writes_it() -> None:
     events = Pipeline(keys).feed(sv.RADIUS_FRAME)
     message = next(e for e in events if isinstance(e, Message))
     lines = written(message, message)
-    assert not _made_readings(message)
+    assert not made_readings(message)
     assert lines == [reference(message)] * 2  # reference() makes the readings
     assert json.loads(written(message)[0])["readings"][1]["value"] == 866636
 
@@ -212,7 +199,7 @@ def test_a_lazy_message_is_written_exactly_as_json_dumps_writes_the_message_it_s
     first = lazy(layout, [value for _, value, _ in rows], **fields)
     second = lazy(layout, [value for _, _, value in rows], **fields)
     lines = written(first, second, first)
-    assert not _made_readings(first) and not _made_readings(second)
+    assert not made_readings(first) and not made_readings(second)
     assert lines == [reference(first), reference(second), reference(first)]
 
 
@@ -234,7 +221,7 @@ def test_messages_of_every_list_shape_with_any_values_are_written_exactly(
         )
         messages.append(message)
     lines = written(*messages)
-    assert not any(map(_made_readings, messages))
+    assert not any(map(made_readings, messages))
     assert lines == [reference(m) for m in messages]
 
 

@@ -21,6 +21,7 @@ from amsread.readings.sanity import (
     Flag,
     SanityChecker,
 )
+from tests.probes import made_readings
 
 
 def sanity_kind(obis: str) -> str | None:
@@ -29,18 +30,6 @@ def sanity_kind(obis: str) -> str | None:
     if a == 1 and d == 7 and c in (12, 32, 52, 72):
         return "voltage"
     return "energy" if a == 1 and d == 8 else None
-
-
-def made_readings(message: Message) -> bool:
-    """Whether ``message.readings`` was read: the checker must not need it."""
-    if not message.values:
-        return False  # no Reading to make
-    with mock.patch("amsread.model.Reading", side_effect=AssertionError("made")):
-        try:
-            message.readings  # noqa: B018 - made now, if not made before
-        except AssertionError:
-            return False
-    return True
 
 
 def message(*readings: tuple[str, object], title: str | None = "KAMTEST1") -> Message:

@@ -129,7 +129,6 @@ class Explainer:
         located = _locate(self._link_events(detection))
         if not located and data:
             located = [(0, len(data), Rejected("garbage", len(data), data[:64], "", 0))]
-        shown = 0
         i = 0
         while i < len(located):
             start, end, event = located[i]
@@ -145,15 +144,7 @@ class Explainer:
             self._watch(watched)
             index = len(report.sections) + 1
             section = self._section(data, start, end, event, index)
-            if limit and shown >= limit:
-                report.omitted[section.outcome] = report.omitted.get(section.outcome, 0) + 1
-                for problem in section.problems:
-                    if problem.severity == "error":
-                        count = report.omitted_problems.get(problem.cause, 0)
-                        report.omitted_problems[problem.cause] = count + 1
-                continue
-            shown += 1
-            report.sections.append(section)
+            report.add(section, limit)
         self._lose_pending("the input ended before its last segment")
         return report
 

@@ -106,6 +106,17 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     redacted: bool = False
 
+    def add(self, section: Section, limit: int) -> None:
+        """Show ``section``, or only count it and its errors once ``limit`` are shown."""
+        if not limit or len(self.sections) < limit:
+            self.sections.append(section)
+            return
+        self.omitted[section.outcome] = self.omitted.get(section.outcome, 0) + 1
+        for problem in section.problems:
+            if problem.severity == "error":
+                count = self.omitted_problems.get(problem.cause, 0)
+                self.omitted_problems[problem.cause] = count + 1
+
 
 def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

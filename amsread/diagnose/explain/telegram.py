@@ -116,18 +116,9 @@ class TelegramExplainer:
 
     def stream(self, data: bytes, report: Report, limit: int) -> Report:
         """Fill ``report`` with a section per telegram, rejection and run of garbage."""
-        shown = 0
         for event in _events(data):
             section = self._section(data, event, len(report.sections) + 1)
-            if limit and shown >= limit:
-                report.omitted[section.outcome] = report.omitted.get(section.outcome, 0) + 1
-                for problem in section.problems:
-                    if problem.severity == "error":
-                        count = report.omitted_problems.get(problem.cause, 0)
-                        report.omitted_problems[problem.cause] = count + 1
-                continue
-            shown += 1
-            report.sections.append(section)
+            report.add(section, limit)
         return report
 
     def _section(self, data: bytes, event: DsmrEvent, index: int) -> Section:
