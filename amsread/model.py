@@ -229,7 +229,7 @@ class Message:
         if capture_times and len(capture_times) != count:
             raise ValueError(f"{count} labels for {len(capture_times)} capture times")
         self = cls.__new__(cls)
-        if not any(time is not None for time in capture_times):
+        if capture_times.count(None) == len(capture_times):
             capture_times = ()  # as Message(readings) keeps them: equal messages compare equal
         self.list_layout, self.values, self.capture_times = list_layout, values, capture_times
         self.meter_time, self.system_title, self.received_at = meter_time, system_title, received_at
