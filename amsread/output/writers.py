@@ -183,7 +183,8 @@ class JsonlWriter:
     def write(self, message: Message) -> None:
         layout, values, capture_times = message.list_layout, message.values, message.capture_times
         # Labels and layouts are shared per layout and hashed by identity: cheap.
-        key = (layout.labels, tuple(map(type, values)), tuple(map(type, capture_times)))
+        capture_types = tuple(map(type, capture_times)) if capture_times else ()
+        key = (layout.labels, tuple(map(type, values)), capture_types)
         template = self._templates.get(key)
         if template is None:
             template = self._template(*key)
