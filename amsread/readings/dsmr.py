@@ -241,6 +241,8 @@ class TelegramParser:
         ``media`` collects what the channels' device-type lines said, so that a
         later line of that channel is named for its medium (``gas_delivered``).
         """
+        if len(self._labels) >= MAX_LABELS:
+            self._forget()  # explain reads lines one by one, maybe never a whole telegram
         number, value, parsed = self._lines.get(line) or self._entry(line)
         if number < 0:
             return None
