@@ -216,12 +216,22 @@ class Message:
         system_title: str | None = None,
         received_at: float = 0.0,
         security: Security | None = None,
+        capture_times: tuple[str | None, ...] = (),
     ) -> Message:
-        """A message of a known layout: its values in the order of ``list_layout.labels``."""
-        if len(values) != len(list_layout.labels.labels):
-            raise ValueError(f"{len(list_layout.labels.labels)} labels for {len(values)} values")
+        """A message of a known layout: its values in the order of ``list_layout.labels``.
+
+        ``capture_times``: per value, when the meter captured it if not at the
+        message's time (DSMR M-Bus sub-meters), else None; empty when none has one.
+        """
+        count = len(list_layout.labels.labels)
+        if len(values) != count:
+            raise ValueError(f"{count} labels for {len(values)} values")
+        if capture_times and len(capture_times) != count:
+            raise ValueError(f"{count} labels for {len(capture_times)} capture times")
         self = cls.__new__(cls)
-        self.list_layout, self.values, self.capture_times = list_layout, values, ()
+        if capture_times.count(None) == len(capture_times):
+            capture_times = ()  # as Message(readings) keeps them: equal messages compare equal
+        self.list_layout, self.values, self.capture_times = list_layout, values, capture_times
         self.meter_time, self.system_title, self.received_at = meter_time, system_title, received_at
         if security is None:
             self.invocation_counter = self.authenticated = None

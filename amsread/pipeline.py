@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from amsread.dlms.apdu import parse_data_notification
 from amsread.dlms.ciphering import Ciphered, Decryptor, Plaintext, proves_key
@@ -31,8 +33,10 @@ from amsread.link.hdlc import strip_llc
 from amsread.model import Event, Failure, Message, Rejected, Security, Skipped
 from amsread.readings.builder import ReadingsBuilder
 from amsread.readings.profiles import ProfileSet
-from amsread.readings.telegrams import TelegramReader
 from amsread.stats import Counters
+
+if TYPE_CHECKING:
+    from amsread.readings.telegrams import TelegramReader
 
 
 class Pipeline:
@@ -59,10 +63,19 @@ class Pipeline:
         #: Block transfer, ciphering and the push test: the one APDU dispatch.
         self.unwrapper = Unwrapper(self.decryptor.decrypt, self._check_replay, trace=False)
         self._clock = clock
-        #: DSMR P1 telegrams, text or ciphered (Smarty): their own decoding path.
-        self.telegrams = TelegramReader(self)
         #: Shown every valid frame's payload (the CLI sets it at debug level: -vv).
         self.on_frame: Callable[[bytes], object] | None = None
+
+    @cached_property
+    def telegrams(self) -> TelegramReader:
+        """DSMR P1 telegrams, text or ciphered (Smarty): their own decoding path.
+
+        Made for the first telegram, so that a DLMS pipeline (``amsread decode``
+        of one frame, a start-up) does not load the DSMR parser.
+        """
+        from amsread.readings.telegrams import TelegramReader
+
+        return TelegramReader(self)
 
     @property
     def framing(self) -> str:

@@ -19,15 +19,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from amsread.errors import UsageError
-from amsread.link.detect import FramerEvent, FramingDetector, is_evidence
-from amsread.link.dsmr import CipheredTelegram, DsmrEvent, DsmrFramer, Telegram
 from amsread.link.hdlc import HdlcFrame, HdlcMessageEvent, HdlcReassembler
-from amsread.link.mbus import MbusFrame, MbusMessage, MbusMessageEvent, MbusReassembler
 from amsread.link.segments import M, Reassembler
 from amsread.model import Notice, Rejected, Skipped
+
+# The M-Bus and DSMR framers and the detection (which loads every framer) are
+# imported by the links that use them: `amsread decode` of one HDLC frame is
+# a start-up, and it need not load the framings it does not read.
+if TYPE_CHECKING:
+    from amsread.link.detect import FramerEvent
+    from amsread.link.dsmr import DsmrEvent
+    from amsread.link.mbus import MbusFrame, MbusMessage, MbusMessageEvent
+
+    #: What the M-Bus reassembler hands the link.
+    MbusJoined = MbusMessage | MbusFrame | Notice
 
 FRAMINGS = ("auto", "hdlc", "mbus", "dsmr", "raw")
 LABELS = {"hdlc": "HDLC", "mbus": "M-Bus", "dsmr": "DSMR P1 telegram", "raw": "hex lines"}
@@ -61,7 +69,7 @@ class LinkMessage:
 
 LinkEvent = LinkMessage | Rejected | Notice
 #: A link's events with the framer's events they came from.
-Framed = tuple[list[FramerEvent], list[LinkEvent]]
+Framed = tuple[list["FramerEvent"], list[LinkEvent]]
 
 
 class Link(Protocol):
@@ -124,24 +132,33 @@ def _from_hdlc(event: HdlcMessageEvent) -> LinkEvent:
     return event
 
 
-class MbusLink(_JoinedLink[MbusMessage | MbusFrame | Notice]):
+class MbusLink(_JoinedLink["MbusJoined"]):
     """Wired M-Bus long frames, DLMS transport segments joined."""
 
     name = "mbus"
 
     def __init__(self) -> None:
-        super().__init__(MbusReassembler(), _from_mbus)
+        from amsread.link.mbus import MbusReassembler
+
+        super().__init__(MbusReassembler(), _mbus_link_event())
 
 
-def _from_mbus(event: MbusMessageEvent) -> LinkEvent:
-    if isinstance(event, Rejected | Notice):
-        return event
-    if isinstance(event, Skipped):
-        return LinkMessage(b"", skip=event.what)
-    if isinstance(event, MbusFrame):
-        return LinkMessage(b"", skip=event.describe(), checked=is_evidence(event))
-    assert isinstance(event, MbusMessage)
-    return LinkMessage(event.apdu, event.frames)
+def _mbus_link_event() -> Callable[[MbusMessageEvent], LinkEvent]:
+    """The M-Bus reassembler's event to a link event (made when a link needs it: lazy imports)."""
+    from amsread.link.detect import is_evidence
+    from amsread.link.mbus import MbusFrame, MbusMessage
+
+    def link_event(event: MbusMessageEvent) -> LinkEvent:
+        if isinstance(event, Rejected | Notice):
+            return event
+        if isinstance(event, Skipped):
+            return LinkMessage(b"", skip=event.what)
+        if isinstance(event, MbusFrame):
+            return LinkMessage(b"", skip=event.describe(), checked=is_evidence(event))
+        assert isinstance(event, MbusMessage)
+        return LinkMessage(event.apdu, event.frames)
+
+    return link_event
 
 
 class DsmrLink:
@@ -150,34 +167,46 @@ class DsmrLink:
     name = "dsmr"
 
     def __init__(self) -> None:
+        from amsread.link.dsmr import DsmrFramer
+
         self.framer = DsmrFramer()
+        self._link_event = _dsmr_link_event()
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[LinkEvent]:
-        return [_from_dsmr(e) for e in self.framer.feed(data)]
+        link_event = self._link_event
+        return [link_event(e) for e in self.framer.feed(data)]
 
     def close(self) -> list[LinkEvent]:
-        return [_from_dsmr(e) for e in self.framer.close()]
+        link_event = self._link_event
+        return [link_event(e) for e in self.framer.close()]
 
     def feed_framed(self, data: bytes | bytearray | memoryview) -> Framed:
         events = self.framer.feed(data)
-        return list(events), [_from_dsmr(e) for e in events]
+        return list(events), [self._link_event(e) for e in events]
 
     def close_framed(self) -> Framed:
         events = self.framer.close()
-        return list(events), [_from_dsmr(e) for e in events]
+        return list(events), [self._link_event(e) for e in events]
 
     def forget_garbage(self) -> None:
         self.framer.forget_garbage()
 
 
-def _from_dsmr(event: DsmrEvent) -> LinkEvent:
-    if isinstance(event, Rejected):
-        return event
-    if isinstance(event, Telegram):
-        return LinkMessage(event.raw, checked=is_evidence(event), telegram=True)
-    assert isinstance(event, CipheredTelegram)
-    # No checksum on the line: decryption is the only check, so no evidence for auto.
-    return LinkMessage(event.raw, checked=False, telegram=True)
+def _dsmr_link_event() -> Callable[[DsmrEvent], LinkEvent]:
+    """The DSMR framer's event to a link event (made when a link needs it: lazy imports)."""
+    from amsread.link.detect import is_evidence
+    from amsread.link.dsmr import CipheredTelegram, Telegram
+
+    def link_event(event: DsmrEvent) -> LinkEvent:
+        if isinstance(event, Rejected):
+            return event
+        if isinstance(event, Telegram):
+            return LinkMessage(event.raw, checked=is_evidence(event), telegram=True)
+        assert isinstance(event, CipheredTelegram)
+        # No checksum on the line: decryption is the only check, so no evidence for auto.
+        return LinkMessage(event.raw, checked=False, telegram=True)
+
+    return link_event
 
 
 _HEX_NOISE = re.compile(rb"0[xX]|[\s:,;\-_]|\\x")
@@ -257,6 +286,8 @@ class AutoLink:
     """
 
     def __init__(self) -> None:
+        from amsread.link.detect import FramingDetector
+
         self._candidates: dict[str, HdlcLink | MbusLink | DsmrLink] = {
             "hdlc": HdlcLink(),
             "mbus": MbusLink(),

@@ -128,10 +128,11 @@ class _Template:
     Which values need more than ``str()`` to be their JSON text is known per
     layout from the value types: ``str()`` of an exact int or a finite float is
     its JSON (both are ``repr``); strings need quoting; anything else (None,
-    bools, subclasses) goes through the encoder.
+    bools, subclasses) goes through the encoder. A reading with a capture time
+    of its own (``capture_types``: its type, else NoneType) has a second ``%s``.
     """
 
-    __slots__ = ("floats", "others", "strings", "text")
+    __slots__ = ("captured", "floats", "others", "strings", "text")
 
     def __init__(
         self,
@@ -139,16 +140,21 @@ class _Template:
         raw: Sequence[bool],
         types: tuple[type, ...],
         dumps: Callable[[Any], str],
+        capture_types: tuple[type, ...] = (),
     ) -> None:
         def literal(value: str | None) -> str:
             return dumps(value).replace("%", "%%")  # no % formatting inside a label
 
         flags = raw or (False,) * len(labels)
+        captured = [kind is not type(None) for kind in capture_types] or [False] * len(labels)
         self.text = ",".join(
             f'{{"obis":{literal(obis)},"name":{literal(name)},"value":%s,"unit":{literal(unit)}'
-            + (',"raw":true}' if is_raw else "}")
-            for (obis, name, unit), is_raw in zip(labels, flags, strict=True)
+            + (',"raw":true' if is_raw else "")
+            + (',"captured_at":%s}' if has_time else "}")
+            for (obis, name, unit), is_raw, has_time in zip(labels, flags, captured, strict=True)
         )
+        #: Readings with a capture time, last first (their texts go in after their values).
+        self.captured = tuple(i for i in reversed(range(len(captured))) if captured[i])
         self.strings = tuple(i for i, kind in enumerate(types) if kind is str)
         self.floats = tuple(i for i, kind in enumerate(types) if kind is float)
         self.others = tuple(i for i, kind in enumerate(types) if kind not in (int, float, str))
@@ -169,17 +175,16 @@ class JsonlWriter:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._dumps = _json_dumps
-        self._templates: dict[tuple[ReadingLabels, tuple[type, ...]], _Template] = {}
+        self._templates: dict[
+            tuple[ReadingLabels, tuple[type, ...], tuple[type, ...]], _Template
+        ] = {}
         self._heads: dict[tuple[ListLayout, str | None, bool | None], str] = {}
 
     def write(self, message: Message) -> None:
-        if message.capture_times:
-            # Rare (DSMR sub-meters): no template has room for captured_at.
-            self._stream.write(self._dumps(message_dict(message)) + "\n")
-            return
-        layout, values = message.list_layout, message.values
+        layout, values, capture_times = message.list_layout, message.values, message.capture_times
         # Labels and layouts are shared per layout and hashed by identity: cheap.
-        key = (layout.labels, tuple(map(type, values)))
+        capture_types = tuple(map(type, capture_times)) if capture_times else ()
+        key = (layout.labels, tuple(map(type, values)), capture_types)
         template = self._templates.get(key)
         if template is None:
             template = self._template(*key)
@@ -192,6 +197,8 @@ class JsonlWriter:
                 texts[i] = dumps(texts[i])  # NaN and infinities, as json.dumps writes them
         for i in template.others:
             texts[i] = dumps(texts[i])
+        for i in template.captured:  # DSMR sub-meters' own capture times
+            texts.insert(i + 1, self._scalar(capture_times[i]))
         head = self._heads.get((layout, message.system_title, message.authenticated))
         if head is None:
             head = self._head(message)
@@ -215,11 +222,13 @@ class JsonlWriter:
             return "null"
         return self._dumps(value)
 
-    def _template(self, labels: ReadingLabels, types: tuple[type, ...]) -> _Template:
+    def _template(
+        self, labels: ReadingLabels, types: tuple[type, ...], capture_types: tuple[type, ...]
+    ) -> _Template:
         if len(self._templates) >= JSONL_TEMPLATES:
             self._templates.clear()
-        template = _Template(labels.labels, labels.raw, types, self._dumps)
-        self._templates[(labels, types)] = template
+        template = _Template(labels.labels, labels.raw, types, self._dumps, capture_types)
+        self._templates[(labels, types, capture_types)] = template
         return template
 
     def _head(self, message: Message) -> str:

@@ -17,7 +17,15 @@ from importlib import resources
 from typing import Any
 
 from amsread.errors import DecodeError
-from amsread.model import Message, Reading, Security
+from amsread.model import (
+    Label,
+    ListLayout,
+    Message,
+    Reading,
+    Security,
+    shared_labels,
+    shared_layout,
+)
 from amsread.readings.obis import describe
 
 _GROUP = re.compile(r"\(([^()]*)\)")
@@ -128,15 +136,39 @@ class Code:
 
 #: Lines a parser remembers whole; a meter repeats a few dozen, its changing values fill the rest.
 MAX_LINES = 2048
+#: Telegram layouts (list id and the labels of its lines, in order) a parser keeps.
+MAX_LAYOUTS = 256
+#: Distinct labels (obis, name, unit) a parser numbers before starting afresh.
+MAX_LABELS = 4096
 #: A line as parsed: obis, name, value, unit, captured_at, M-Bus channel.
 _Line = tuple[str | None, str | None, Any, str | None, str | None, int]
 #: A line no code knows (kept as text), and one that is no data line (the end, "!CRC").
 _UNKNOWN_LINE: _Line = (None, None, None, None, None, 0)
 _NO_LINE: _Line = (None, "", None, None, None, 0)
+#: A line as a telegram uses it: its label's number, its value, and for the
+#: few lines that need more (an M-Bus channel, a capture time) the parsed line;
+#: label -1 for a line that gives no reading.
+_Entry = tuple[int, Any, _Line | None]
+_CLOCK = "0.0.1.0.0.255"
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """A telegram layout's shared ``ListLayout``, and where the meter's clock is in its values."""
+
+    list_layout: ListLayout
+    #: Indices of the clock readings, last first: the last with a text value is the meter time.
+    clock_indices: tuple[int, ...]
 
 
 class TelegramParser:
-    """Turns telegram text into a ``Message``; one per pipeline (it caches per code)."""
+    """Turns telegram text into a ``Message``; one per pipeline (it caches per code).
+
+    A meter sends the same lines in the same order in every telegram, so a
+    telegram's labels are looked up as one layout (``Message.in_layout``)
+    and its readings are only its values: no ``Reading`` objects are made
+    unless something reads them.
+    """
 
     def __init__(self) -> None:
         # What each code text ("1-0:1.8.1") means, looked up once: most of a
@@ -144,7 +176,12 @@ class TelegramParser:
         self._codes: dict[str, Code | None] = {}
         # Whole lines seen before: most lines of a telegram (ids, versions,
         # counters, tariff, often voltages and currents) repeat in the next.
-        self._lines: dict[str, _Line] = {}
+        self._lines: dict[str, _Entry] = {}
+        # Labels by number: a layout is then known by a tuple of small ints,
+        # cheaper to hash than the labels themselves.
+        self._label_numbers: dict[Label, int] = {}
+        self._labels: list[Label] = []
+        self._layouts: dict[tuple[str | None, tuple[int, ...]], _Layout] = {}
 
     def parse(
         self,
@@ -160,24 +197,42 @@ class TelegramParser:
         except UnicodeDecodeError as exc:
             raise TelegramError(f"non-ASCII byte 0x{raw[exc.start]:02X} in the telegram") from None
         lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
-        ident = lines[0].strip()[1:]
-        readings: list[Reading] = []
-        meter_time: str | None = None
+        ident = lines[0].strip()[1:] or None
+        if len(self._labels) >= MAX_LABELS:
+            self._forget()  # between telegrams: this one's label numbers stay valid
+        numbers: list[int] = []
+        values: list[Any] = []
+        captured: dict[int, str] = {}
         media: dict[int, str] = {}
+        known = self._lines
         for line in _joined(lines[1:]):
-            reading = self._reading(line, media)
-            if reading is None:
-                continue
-            if reading.obis == "0.0.1.0.0.255" and isinstance(reading.value, str):
-                meter_time = reading.value
-            readings.append(reading)
-        return Message(
-            readings,
+            number, value, parsed = known.get(line) or self._entry(line)
+            if parsed is not None:
+                if number < 0:
+                    continue
+                number = self._special(parsed, media)
+                if parsed[4] is not None:
+                    captured[len(values)] = parsed[4]
+            numbers.append(number)
+            values.append(value)
+        key = tuple(numbers)
+        layout = self._layouts.get((ident, key)) or self._layout(ident, key)
+        meter_time = None
+        for index in layout.clock_indices:
+            if isinstance(clock := values[index], str):
+                meter_time = clock
+                break
+        capture_times: tuple[str | None, ...] = ()
+        if captured:
+            capture_times = tuple(map(captured.get, range(len(values))))
+        return Message.in_layout(
+            layout.list_layout,
+            tuple(values),
             meter_time,
             system_title.hex().upper() if system_title is not None else None,
-            list_id=ident or None,
-            received_at=received_at,
-            security=security,
+            received_at,
+            security,
+            capture_times,
         )
 
     def line_reading(self, line: str, media: dict[int, str]) -> Reading | None:
@@ -186,27 +241,68 @@ class TelegramParser:
         ``media`` collects what the channels' device-type lines said, so that a
         later line of that channel is named for its medium (``gas_delivered``).
         """
-        return self._reading(line, media)
+        if len(self._labels) >= MAX_LABELS:
+            self._forget()  # explain reads lines one by one, maybe never a whole telegram
+        number, value, parsed = self._lines.get(line) or self._entry(line)
+        if number < 0:
+            return None
+        captured_at = None
+        if parsed is not None:
+            number, captured_at = self._special(parsed, media), parsed[4]
+        obis, name, unit = self._labels[number]
+        return Reading(obis, name, value, unit, False, captured_at)
 
-    def _reading(self, line: str, media: dict[int, str]) -> Reading | None:
-        parsed = self._lines.get(line)
-        if parsed is None:
-            parsed = self._parse_line(line)
-            # A list (the failure log) is not shared between messages: a consumer may change it.
-            if not isinstance(parsed[2], list):
-                if len(self._lines) >= MAX_LINES:
-                    self._lines.clear()
-                self._lines[line] = parsed
+    def _entry(self, line: str) -> _Entry:
+        """A line not seen before (or forgotten): parsed, and kept unless its value is a list."""
+        parsed = self._parse_line(line)
         obis, name, value, unit, captured_at, channel = parsed
-        if obis is None:
-            return Reading(None, None, line, None) if name is None else None
-        reading = Reading(obis, name, value, unit, False, captured_at)
+        entry: _Entry
+        if obis is None and name is None:
+            entry = (self._number((None, None, None)), line, None)  # unknown: kept as text
+        elif obis is None:
+            entry = (-1, None, parsed)
+        else:
+            number = self._number((obis, name, unit))
+            entry = (number, value, parsed if channel or captured_at is not None else None)
+        # A list (the failure log) is not shared between messages: a consumer may change it.
+        if not isinstance(value, list):
+            if len(self._lines) >= MAX_LINES:
+                self._lines.clear()
+            self._lines[line] = entry
+        return entry
+
+    def _special(self, parsed: _Line, media: dict[int, str]) -> int:
+        """The label number of an M-Bus channel's line, which its medium may name."""
+        obis, name, value, unit, _captured_at, channel = parsed
         if channel:
             if name == "mbus_device_type" and isinstance(value, int):
                 media[channel] = _spec().media.get(value, "mbus_delivered")
             elif name == "mbus_delivered":
-                reading.name = media.get(channel, name)
-        return reading
+                name = media.get(channel, name)
+        return self._number((obis, name, unit))
+
+    def _number(self, label: Label) -> int:
+        number = self._label_numbers.get(label)
+        if number is None:
+            number = self._label_numbers[label] = len(self._labels)
+            self._labels.append(label)
+        return number
+
+    def _forget(self) -> None:
+        """Start afresh: lines and layouts hold label numbers, so they go with the labels."""
+        self._label_numbers.clear()
+        self._labels.clear()
+        self._lines.clear()
+        self._layouts.clear()
+
+    def _layout(self, ident: str | None, numbers: tuple[int, ...]) -> _Layout:
+        labels = [self._labels[number] for number in numbers]
+        clocks = [i for i, (obis, _, _) in enumerate(labels) if obis == _CLOCK]
+        layout = _Layout(shared_layout(shared_labels(labels), ident), tuple(reversed(clocks)))
+        if len(self._layouts) >= MAX_LAYOUTS:
+            self._layouts.clear()
+        self._layouts[(ident, numbers)] = layout
+        return layout
 
     def _parse_line(self, line: str) -> _Line:
         """What one data line says, before the M-Bus channel's medium names it."""

@@ -176,6 +176,32 @@ def test_any_message_is_written_exactly_as_json_dumps_writes_it(
     assert written(message, message) == [reference(message)] * 2
 
 
+flagged_readings = st.lists(
+    st.builds(
+        Reading,
+        st.none() | texts,
+        st.none() | texts,
+        values,
+        st.none() | texts,
+        st.booleans(),
+        st.none() | texts,
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(flagged_readings, flagged_readings)
+def test_raw_flags_and_own_capture_times_are_written_exactly_as_json_dumps_writes_them(
+    readings: list[Reading], others: list[Reading]
+) -> None:
+    # DSMR M-Bus sub-meters' readings carry captured_at: the template has room for it.
+    message = Message(readings, received_at=3.25)
+    other = Message(others, received_at=7.5)
+    expected = [reference(message), reference(other), reference(message)]
+    assert written(message, other, message) == expected
+
+
 labels_strategy = st.tuples(st.none() | texts, st.none() | texts, st.none() | texts)
 lazy_values = st.one_of(values, st.builds(Level, st.integers(-5, 5)), st.just(math.nan))
 

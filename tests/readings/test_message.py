@@ -180,3 +180,22 @@ def test_a_counter_and_authentication_given_alone_are_the_message_s_security() -
     )
     uncounted = Message([], authenticated=False)  # no counter: no Security to give
     assert uncounted.authenticated is False and uncounted.security is None
+
+
+def test_a_layout_message_carries_its_readings_own_capture_times() -> None:
+    gas = Reading("0.1.24.2.1.255", "gas", 1.5, "m3", captured_at="2020-01-01T00:00:00+01:00")
+    power = Reading("1.0.1.7.0.255", "power", 7, "kW")
+    built = Message([power, gas], "2020-01-01T00:05:00+01:00")
+    times = (None, "2020-01-01T00:00:00+01:00")
+    message = Message.in_layout(
+        built.list_layout, built.values, built.meter_time, None, 0.0, None, times
+    )
+    assert message.capture_times == times
+    assert [r.captured_at for r in message.readings] == list(times)
+    assert message == built
+    assert message_dict(message)["readings"][1]["captured_at"] == times[1]
+    # No capture time at all is as none given: equal to the message from readings without one.
+    plain = Message.in_layout(built.list_layout, built.values, capture_times=(None, None))
+    assert plain.capture_times == () and plain == Message.in_layout(built.list_layout, built.values)
+    with pytest.raises(ValueError, match="capture times"):
+        Message.in_layout(built.list_layout, built.values, capture_times=(None,))
